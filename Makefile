@@ -1,0 +1,34 @@
+# Two-command quick start: `make run` (dashboard) and `make test` (whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --no-deps --disable-pip-version-check -q
+PORT ?= 8501
+
+.PHONY: run test lint train bench setup dev clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+
+dev: $(VENV)/.dev
+
+run: setup
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+test: dev
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: dev
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
