@@ -50,6 +50,12 @@ class Alignment:
     flags: tuple[str, ...] = field(default=())
 
 
+def _centre_x(size: int) -> float:
+    """Column of the facial midline: the image's pixel-centre axis, so ``np.fliplr`` of an aligned
+    crop is exactly the aligned crop of the mirrored photo."""
+    return (size - 1) / 2.0
+
+
 def roll_degrees(points: np.ndarray) -> float:
     """Angle of the interpupillary line, subject's right iris to left iris, in image degrees."""
     d = points[LEFT_IRIS, :2] - points[RIGHT_IRIS, :2]
@@ -58,14 +64,15 @@ def roll_degrees(points: np.ndarray) -> float:
 
 def similarity_matrix(points: np.ndarray, size: int) -> np.ndarray:
     """2x3 affine taking the source image into the aligned frame."""
-    right, left = points[RIGHT_IRIS, :2].astype(np.float64), points[LEFT_IRIS, :2].astype(np.float64)
+    right = points[RIGHT_IRIS, :2].astype(np.float64)
+    left = points[LEFT_IRIS, :2].astype(np.float64)
     centre = (right + left) / 2.0
     dist = float(np.linalg.norm(left - right))
     if dist < 1e-6:
         raise ValueError("degenerate landmarks: both iris centres coincide")
     scale = INTEROCULAR * size / dist
     m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll_degrees(points), scale)
-    m[:, 2] += np.array([size / 2.0, EYE_Y * size]) - centre
+    m[:, 2] += np.array([_centre_x(size), EYE_Y * size]) - centre
     return m
 
 
@@ -133,3 +140,15 @@ def warp(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
         rgb, alignment.matrix, (alignment.size, alignment.size),
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+def normalised_coordinates(alignment: Alignment) -> np.ndarray:
+    """The landmark-coordinates modality: (478, 3) float32.
+
+    Aligned landmarks with the eye midpoint at the origin and the interocular distance as the
+    unit: x towards the image right (the subject's left in an unmirrored frame), y down, z away
+    from the camera. Rows follow MediaPipe's landmark order (see ``topology``).
+    """
+    size = alignment.size
+    origin = np.array([_centre_x(size), EYE_Y * size, 0.0], dtype=np.float32)
+    return ((alignment.points - origin) / (INTEROCULAR * size)).astype(np.float32)

@@ -26,8 +26,8 @@ class Detection:
     """The largest face found in one frame.
 
     ``points`` is (478, 3) float32 in source-image pixels: x right, y down, z relative depth in the
-    same pixel scale as x (smaller is closer to the camera). ``blendshapes`` holds the 52 ARKit-style
-    scores when the Tasks backend is used, else None.
+    same pixel scale as x (smaller is closer to the camera). ``blendshapes`` holds the 52
+    ARKit-style scores when the Tasks backend is used, else None.
     """
 
     points: np.ndarray
@@ -133,7 +133,7 @@ class _DetectorBase:
         rgb = np.ascontiguousarray(rgb)
         found = self._locate(rgb, timestamp_ms)
         if found is None:
-            pad = int(round(PAD_FRACTION * max(rgb.shape[:2])))
+            pad = round(PAD_FRACTION * max(rgb.shape[:2]))
             found = self._static(_pad(rgb, pad))
             if found is None:
                 return None

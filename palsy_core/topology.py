@@ -3,7 +3,8 @@
 Side convention (used everywhere in palsy-fusion): **left and right are the subject's own left and
 right**. In an unmirrored photo the subject's left side appears on the image's right. MediaPipe
 follows the same convention (``FACEMESH_LEFT_EYE`` holds landmark 263, the subject's left outer eye
-corner), and so do all feature names (``*_left`` / ``*_right``) and the ``side`` column of manifests.
+corner), and so do all feature names (``*_left`` / ``*_right``) and the ``side`` column of
+manifests.
 
 Landmark layout (MediaPipe Face Mesh with refined irises, 478 points):
 0-467 the face mesh (see MediaPipe's canonical face model), 468-472 the subject's right iris

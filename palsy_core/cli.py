@@ -1,0 +1,279 @@
+"""Command-line interface: ``python -m palsy_core <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .manifest import ManifestError, read_manifest
+from .pipeline import Settings
+
+DISCLAIMER = "palsy-fusion is a research tool, not a diagnostic device."
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+
+
+def _add_video_args(p: argparse.ArgumentParser) -> None:
+    d = Settings()
+    p.add_argument("--sample-fps", type=float, default=d.sample_fps,
+                   help=f"frames per second sampled from videos; 0 = every frame (default "
+                        f"{d.sample_fps})")
+    p.add_argument("--max-frames", type=int, default=d.max_frames,
+                   help=f"at most this many frames per video; 0 = no cap (default {d.max_frames})")
+    p.add_argument("--size", type=int, default=d.size, help="aligned image size in pixels")
+    p.add_argument("--keep-marks", action="store_true",
+                   help="do not inpaint saturated green annotation marks before detection")
+    p.add_argument("--task-model", metavar="FILE",
+                   help="MediaPipe face_landmarker.task file: use the Tasks backend (adds the 52 "
+                        "blendshape scores as an extra modality)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    if args.sample_fps < 0 or args.max_frames < 0 or args.size < 32:
+        raise SystemExit("error: --sample-fps and --max-frames must be >= 0 and --size >= 32")
+    return Settings(size=args.size, sample_fps=args.sample_fps, max_frames=args.max_frames,
+                    clean_marks=not args.keep_marks, task_model=args.task_model)
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .extract import extract_paths
+
+    rows = read_manifest(args.manifest)
+    settings = settings_from_args(args)
+    out = Path(args.out)
+    report = extract_paths([r.path for r in rows], settings, cache_dir=out / "cache")
+    index = out / "index.csv"
+    with open(index, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "subject", "side", "source", "frames", "face_frames",
+                    "flags", "error"])
+        for r in rows:
+            res = report.results.get(r.path)
+            flags = sorted({f for fl in res.flags for f in fl}) if res else []
+            w.writerow([r.rel, r.label, r.subject, r.side or "", r.source,
+                        res.n_frames if res else 0, int(res.has_face.sum()) if res else 0,
+                        ";".join(flags), report.errors.get(r.path, "")])
+    no_face = [r.rel for r in rows if r.path in report.results
+               and not report.results[r.path].has_face.any()]
+    print(f"extracted {len(report.results)}/{len(rows)} files "
+          f"({report.cache_hits} from cache) into {out}; index: {index}")
+    if no_face:
+        print(f"no face found in {len(no_face)} file(s): " + ", ".join(no_face))
+    for path, err in report.errors.items():
+        print(f"FAILED {path}: {err}", file=sys.stderr)
+    return 1 if report.errors and args.strict else 0
+
+
+def _extract_rows(rows, settings, cache: str | None):
+    from .extract import extract_paths
+
+    report = extract_paths([r.path for r in rows], settings,
+                           cache_dir=Path(cache) if cache else None)
+    for path, err in report.errors.items():
+        print(f"FAILED {path}: {err}", file=sys.stderr)
+    return report
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .checkpoint import save_checkpoint
+    from .crossval import cross_validate, variant_names
+    from .dataset import real_samples, synthetic_samples
+    from .evaluate import write_artifacts
+    from .train import TrainConfig, fit
+
+    start = time.time()
+    rows = read_manifest(args.manifest)
+    settings = settings_from_args(args)
+    config = TrainConfig()
+    config = replace(
+        config,
+        modalities=tuple(args.modalities or config.modalities),
+        epochs=args.epochs or config.epochs,
+        image_size=args.image_size or config.image_size,
+        depth=args.depth or config.depth,
+        seed=args.seed,
+        backbone_weights=args.backbone_weights,
+    )
+    report = _extract_rows(rows, settings, args.cache)
+    analyses = report.results
+    real = real_samples(rows, analyses, config.image_size)
+    synthetic = synthetic_samples(rows, analyses, config.image_size,
+                                  variants=args.synth_variants, seed=args.seed)
+    out = Path(args.out)
+    extra = {"manifest": str(args.manifest), "files": len(rows),
+             "files_with_face": int(sum(analyses[r.path].has_face.any() for r in rows
+                                        if r.path in analyses)),
+             "real_frames": len(real), "synthetic_samples": len(synthetic),
+             "train_config": config.to_dict(), "extraction": settings.__dict__}
+    cv_metrics = None
+    if args.cv != "none":
+        df = cross_validate(rows, analyses, real, synthetic, config, args.cv,
+                            baselines=not args.no_baselines)
+        cv_dir = Path(args.cv_out) if args.cv_out else out.with_name(out.stem + "_cv")
+        cv_metrics = write_artifacts(df, variant_names(config.modalities, not args.no_baselines),
+                                     cv_dir, {"cv": args.cv, **extra})
+        print(f"cross-validation ({args.cv}) written to {cv_dir}")
+    from .dataset import SampleSet
+
+    trained = fit(SampleSet.concat(real, synthetic), config)
+    extra["total_seconds"] = time.time() - start
+    meta = trained.meta({**extra, "cv": args.cv,
+                         "cv_overall": cv_metrics["overall"] if cv_metrics else None})
+    save_checkpoint(out, trained.model, meta)
+    print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) in {extra['total_seconds']:.0f} s")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .evaluate import load_model, report_subsets, score_analysis, variant_name, write_artifacts
+
+    loaded = load_model(args.model)
+    rows = read_manifest(args.manifest)
+    report = _extract_rows(rows, settings_from_args(args), args.cache)
+    subsets = report_subsets(loaded.modalities)
+    names = [variant_name(s, loaded.modalities) for s in subsets][::-1]
+    records = []
+    for r in rows:
+        rec = {"path": r.rel, "subject": r.subject, "source": r.source, "label": r.label,
+               "y": r.y}
+        res = report.results.get(r.path)
+        if res is None:
+            rec.update({"face_frames": 0, "error": report.errors.get(r.path, "")})
+            records.append(rec)
+            continue
+        sc = score_analysis(loaded, res, subsets)
+        rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
+                    "side": sc["side"] or "", "p_left": sc["p_left"]})
+        for name, s in zip(names, subsets[::-1], strict=True):
+            rec[f"p_{name}"] = sc.get(f"p_{name}")
+            rec[f"thr_{name}"] = loaded.threshold(s)
+        records.append(rec)
+    df = pd.DataFrame.from_records(records)
+    metrics = write_artifacts(df, names, Path(args.out), {"model": str(args.model)})
+    fused = metrics["overall"].get("fused", {})
+    print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
+          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {len(metrics['no_face'])}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .evaluate import load_model, score_analysis
+    from .landmarks import make_detector
+    from .media import MediaError
+    from .pipeline import analyse_media
+
+    try:
+        loaded = load_model(args.model)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = settings_from_args(args)
+    status = 0
+    with make_detector(settings.task_model) as detector:
+        for name in args.files:
+            try:
+                analysis = analyse_media(Path(name), name, settings, detector=detector)
+            except (MediaError, OSError) as exc:
+                status = 1
+                if args.json:
+                    print(json.dumps({"path": name, "error": str(exc)}), flush=True)
+                else:
+                    print(f"{name}: ERROR {exc}", flush=True)
+                continue
+            sc = score_analysis(loaded, analysis)
+            record = {"path": name, **{k: _clean(v) for k, v in sc.items() if k != "per_frame"}}
+            if args.json:
+                print(json.dumps(record), flush=True)
+            else:
+                p = record["p_fused"]
+                side = f", affected side: {record['side']}" if record["side"] else ""
+                prob = f" (P(palsy) = {p:.2f})" if p is not None else ""
+                quality = ", ".join(f"{k}: {v}" for k, v in record["quality"].items()) or "ok"
+                print(f"{name}: {record['verdict']}{prob}{side}; "
+                      f"{record['face_frames']}/{record['frames_analysed']} frames with a face; "
+                      f"quality flags: {quality}", flush=True)
+    return status
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m palsy_core",
+        description=f"Multimodal facial palsy screening. {DISCLAIMER}",
+    )
+    parser.add_argument("--version", action="version", version=f"palsy-fusion {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("extract", help="compute and cache the modalities of every manifest file")
+    p.add_argument("--manifest", required=True, help="CSV with path,label,subject[,side,source]")
+    p.add_argument("--out", required=True, help="output folder (cache + index.csv)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any file failed")
+    _add_video_args(p)
+    p.set_defaults(func=cmd_extract)
+
+    from .registry import MODALITY_KEYS
+
+    p = sub.add_parser("train", help="train the fused model (with subject-grouped CV)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help="checkpoint path, e.g. models/NAME.pt")
+    p.add_argument("--cv", default="groupkfold:5",
+                   help="lopo | groupkfold:K | none (default groupkfold:5)")
+    p.add_argument("--cv-out", help="folder for CV metrics.json/predictions.csv "
+                                    "(default: next to --out, NAME_cv/)")
+    p.add_argument("--modalities", nargs="+", choices=MODALITY_KEYS,
+                   help="modalities to train (default: all four)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--image-size", type=int, help="side of the image-branch inputs (default 96)")
+    p.add_argument("--depth", choices=["resnet10", "resnet18", "resnet34", "resnet50"])
+    p.add_argument("--backbone-weights", help="imagenet | PATH to a ResNet state dict "
+                                              "(default: random initialisation)")
+    p.add_argument("--synth-variants", type=int, default=4,
+                   help="synthetic one-sided palsy variants per healthy file (default 4)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the unimodal and logistic-regression baselines in CV")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", help="extraction cache folder (default ~/.cache/palsy-fusion)")
+    _add_video_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a labelled manifest: metrics.json, predictions.csv")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache")
+    _add_video_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="verdict, probability, side and quality per file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    _add_video_args(p)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,147 @@
+"""Subject-grouped cross-validation of the fused model, its ablations and the baselines.
+
+For every fold the fused model is trained on the training subjects only (real frames plus
+synthetic palsy made from *their* healthy faces) and scores the held-out subjects' real files with
+every modality subset. The paper's unimodal baselines (one network per modality) and a logistic
+regression on the expression features are trained on exactly the same data. Synthetic faces never
+enter a test fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
+
+from .batches import Normaliser
+from .dataset import SampleSet
+from .evaluate import report_subsets, variant_name
+from .manifest import ManifestRow
+from .metrics import best_threshold, file_score
+from .pipeline import MediaAnalysis
+from .train import TrainConfig, fit, grouped_split, score_subsets, subset_key
+
+LR_COLUMN = "logreg_features"
+
+
+def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndarray]:
+    """Test-fold masks over ``rows``: ``lopo`` (one subject out) or ``groupkfold:K``.
+
+    K-fold is stratified by label with whole subjects per fold.
+    """
+    groups = np.array([r.subject for r in rows])
+    y = np.array([r.y for r in rows])
+    if spec == "lopo":
+        splitter = LeaveOneGroupOut()
+        splits = splitter.split(np.zeros(len(rows)), y, groups)
+    elif spec.startswith("groupkfold:"):
+        k = int(spec.split(":", 1)[1])
+        n_groups = len(set(groups))
+        if not 2 <= k <= n_groups:
+            raise ValueError(f"groupkfold needs 2 <= K <= {n_groups} subjects, got {k}")
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(rows)), y, groups)
+    else:
+        raise ValueError(f"unknown --cv {spec!r}: use lopo or groupkfold:K")
+    masks = []
+    for _, test in splits:
+        m = np.zeros(len(rows), bool)
+        m[test] = True
+        masks.append(m)
+    return masks
+
+
+def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser, float]:
+    tr, va = grouped_split(train.subjects, train.y.astype(int), 0.2, seed)
+    norm = Normaliser.fit(train.arrays.features[tr])
+
+    def x(s: SampleSet, m: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(np.clip((s.arrays.features[m] - norm.mean) / norm.std, -8, 8))
+
+    clf = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000, random_state=seed)
+    clf.fit(x(train, tr), train.y[tr], sample_weight=train.weight[tr])
+    real_va = va & ~train.synthetic
+    p = clf.predict_proba(x(train, real_va))[:, 1]
+    ids = train.file_id[real_va]
+    uniq = np.unique(ids)
+    pf = np.array([p[ids == i].mean() for i in uniq])
+    yf = np.array([train.y[real_va][ids == i][0] for i in uniq])
+    return clf, norm, best_threshold(yf, pf)
+
+
+def variant_names(modalities: Sequence[str], baselines: bool) -> list[str]:
+    """Column names (after ``p_``) that ``cross_validate`` fills, in table order."""
+    names = [variant_name(s, modalities) for s in report_subsets(modalities)][::-1]
+    if baselines and len(modalities) > 1:
+        names += [f"unimodal_{m}" for m in modalities] + [LR_COLUMN]
+    return names
+
+
+def cross_validate(
+    rows: Sequence[ManifestRow],
+    analyses: dict[Path, MediaAnalysis],
+    real: SampleSet,
+    synthetic: SampleSet,
+    config: TrainConfig,
+    spec: str = "groupkfold:5",
+    baselines: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Out-of-fold file-level predictions: one row per file with a face, one ``p_*`` column and
+    one ``thr_*`` column (threshold chosen on that fold's training data) per scored variant."""
+    records: list[dict] = []
+    keys = config.modalities
+    for fold, test_mask in enumerate(folds(rows, spec, config.seed)):
+        test_ids = np.flatnonzero(test_mask)
+        in_train = ~np.isin(real.file_id, test_ids)
+        syn_train = ~np.isin(synthetic.file_id, test_ids)
+        train = SampleSet.concat(real.take(np.flatnonzero(in_train)),
+                                 synthetic.take(np.flatnonzero(syn_train)))
+        cfg = replace(config, seed=config.seed + fold)
+        if progress:
+            print(f"fold {fold + 1}: {int((~test_mask).sum())} train files "
+                  f"(+{int(syn_train.sum())} synthetic), {len(test_ids)} test files")
+        trained = fit(train, cfg, progress=progress)
+        subsets = report_subsets(keys)
+        unimodal = {}
+        if baselines and len(keys) > 1:
+            for m in keys:
+                unimodal[m] = fit(train, replace(cfg, modalities=(m,)), progress=progress)
+        clf, lr_norm, lr_thr = _logreg(train, cfg.seed) if baselines else (None, None, None)
+
+        for i in test_ids:
+            row = rows[i]
+            res = analyses.get(row.path)
+            if res is None or not res.has_face.any():
+                records.append({"path": row.rel, "subject": row.subject, "source": row.source,
+                                "label": row.label, "y": row.y, "fold": fold,
+                                "frames": 0 if res is None else res.n_frames, "face_frames": 0})
+                continue
+            face = np.flatnonzero(res.has_face)
+            arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
+            flags = [res.flags[t] for t in face]
+            rec = {"path": row.rel, "subject": row.subject, "source": row.source,
+                   "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
+                   "frames": res.n_frames, "face_frames": len(face)}
+            scores = score_subsets(trained.model, trained.normaliser, arrays, subsets)
+            for subset in subsets:
+                name, key = variant_name(subset, keys), subset_key(subset)
+                rec[f"p_{name}"] = file_score(scores[key][0], flags)
+                rec[f"thr_{name}"] = trained.thresholds[key]
+            full = subset_key(keys)
+            rec["p_left"] = file_score(scores[full][1], flags)
+            for m, tm in unimodal.items():
+                p, _ = score_subsets(tm.model, tm.normaliser, arrays, [[m]])[m]
+                rec[f"p_unimodal_{m}"] = file_score(p, flags)
+                rec[f"thr_unimodal_{m}"] = tm.thresholds[m]
+            if clf is not None:
+                x = np.nan_to_num(np.clip((arrays.features - lr_norm.mean) / lr_norm.std, -8, 8))
+                rec[f"p_{LR_COLUMN}"] = file_score(clf.predict_proba(x)[:, 1], flags)
+                rec[f"thr_{LR_COLUMN}"] = lr_thr
+            records.append(rec)
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,59 @@
+"""Binary classification metrics, and the rule that turns frame scores into a file score."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+# Frames with these flags are scored but do not decide a video's verdict when better frames exist.
+UNRELIABLE_FLAGS = frozenset({"large_yaw", "large_pitch", "blur", "small_face"})
+
+
+def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
+    """A photo's or video's P(palsy): the mean over face frames without quality flags, or over all
+    face frames when every one is flagged; NaN when no frame has a face."""
+    p = np.asarray(p_frames, dtype=np.float64)
+    face = ~np.isnan(p)
+    good = face & np.array([not (set(f) & UNRELIABLE_FLAGS) for f in flags], dtype=bool)
+    use = good if good.any() else face
+    return float(p[use].mean()) if use.any() else float("nan")
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, F1, accuracy, AUROC and the confusion matrix at ``threshold``.
+
+    Confusion matrix rows are the true class, columns the prediction, order (healthy, palsy).
+    AUROC is None when only one class is present.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    pred = (p >= threshold).astype(int)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    auroc = float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else None
+    return {
+        "n": len(y), "n_palsy": int(y.sum()), "threshold": float(threshold),
+        "precision": precision, "recall": recall, "f1": f1,
+        "accuracy": (tp + tn) / len(y) if len(y) else 0.0, "auroc": auroc,
+        "confusion": [[tn, fp], [fn, tp]],
+    }
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """Threshold maximising balanced accuracy (Youden's J); 0.5 when a class is missing."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    if len(set(y.tolist())) < 2:
+        return 0.5
+    cands = np.unique(p)
+    mids = np.concatenate([[0.0], (cands[:-1] + cands[1:]) / 2, [1.0]])
+    tpr = np.array([(p[y == 1] >= t).mean() for t in mids])
+    tnr = np.array([(p[y == 0] < t).mean() for t in mids])
+    j = tpr + tnr
+    best = np.flatnonzero(j >= j.max() - 1e-12)
+    return float(np.median(mids[best]))

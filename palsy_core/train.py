@@ -1,0 +1,261 @@
+"""Training the fused model with modality dropout, mirror augmentation and early stopping.
+
+Every split is by subject: the early-stopping validation set is a subject-grouped slice of the
+training data, and the decision thresholds are chosen on it, so nothing about the test subjects
+ever shapes the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import features as feats
+from .batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
+from .dataset import SampleSet
+from .metrics import best_threshold
+from .model import FusionModel, ModelConfig, sample_modality_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features")
+    image_size: int = 96
+    depth: str = "resnet10"
+    embed_dim: int = 64
+    hidden_dim: int = 128
+    dropout: float = 0.3
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    p_keep: float = 0.5
+    val_fraction: float = 0.2
+    patience: int = 4
+    seed: int = 0
+    side_loss_weight: float = 0.5
+    backbone_weights: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["modalities"] = list(self.modalities)
+        return d
+
+
+def subset_key(modalities: Sequence[str]) -> str:
+    """Canonical name of a modality subset, e.g. ``landmarks+lines``."""
+    return "+".join(sorted(modalities))
+
+
+def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    return [c for r in range(1, len(modalities) + 1)
+            for c in itertools.combinations(modalities, r)]
+
+
+@dataclass
+class Trained:
+    model: FusionModel
+    normaliser: Normaliser
+    thresholds: dict[str, float]  # subset key -> decision threshold (chosen on validation)
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def meta(self, extra: dict | None = None) -> dict:
+        return {"normaliser": self.normaliser.to_dict(), "thresholds": self.thresholds,
+                "threshold": self.thresholds[subset_key(self.model.config.modalities)],
+                "history": self.history, "train_seconds": self.seconds, **(extra or {})}
+
+
+def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train, val) with whole subjects on one side, both classes in val."""
+    rng = np.random.default_rng(seed)
+    val_subjects: set = set()
+    for label in (0, 1):
+        subs = np.unique(subjects[y == label])
+        subs = subs[~np.isin(subs, list(val_subjects))]
+        n = max(1, round(fraction * len(subs))) if len(subs) > 1 else 0
+        val_subjects.update(rng.choice(subs, size=n, replace=False).tolist())
+    val = np.isin(subjects, list(val_subjects))
+    return ~val, val
+
+
+def predict_frames(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+                   enabled: Sequence[str] | None = None, batch_size: int = 64
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """P(palsy) and P(affected side = left) per frame, for the ``enabled`` modalities."""
+    enabled = tuple(enabled or model.config.modalities)
+    device = next(model.parameters()).device
+    model.eval()
+    p, s = [], []
+    with torch.no_grad():
+        for start in range(0, len(arrays), batch_size):
+            part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
+            out = model(to_inputs(part, normaliser, enabled, device), enabled=enabled)
+            p.append(torch.sigmoid(out.palsy_logit).cpu().numpy())
+            s.append(torch.sigmoid(out.side_logit).cpu().numpy())
+    if not p:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return np.concatenate(p), np.concatenate(s)
+
+
+def _file_means(p: np.ndarray, file_id: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.unique(file_id)
+    return (np.array([p[file_id == i].mean() for i in ids]),
+            np.array([y[file_id == i][0] for i in ids]))
+
+
+def _mirror_some(batch: SampleSet, w: np.ndarray, flip: np.ndarray):
+    """Mirror the flagged rows of a batch (flipped rows move to the end); their side swaps."""
+    keep, fl = np.flatnonzero(~flip), np.flatnonzero(flip)
+    order = np.concatenate([keep, fl])
+    arrays = batch.arrays
+    if len(fl):
+        arrays = FrameArrays.concat([arrays.take(keep), mirror_arrays(arrays.take(fl))])
+    side = batch.side[order].astype(np.int64)
+    tail = side[len(keep):]
+    side[len(keep):] = np.where(tail >= 0, 1 - tail, -1)
+    return arrays, batch.y[order], side, w[order]
+
+
+def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
+        device: str | None = None) -> Trained:
+    """Train one model on ``data`` (real and synthetic samples of the training subjects)."""
+    start = time.time()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    subjects = data.subjects
+    tr_mask, va_mask = grouped_split(subjects, data.y.astype(int), config.val_fraction,
+                                     config.seed)
+    train, val = data.take(np.flatnonzero(tr_mask)), data.take(np.flatnonzero(va_mask))
+    normaliser = Normaliser.fit(train.arrays.features)
+    mcfg = ModelConfig(modalities=config.modalities, n_features=len(feats.FRAME_FEATURES),
+                       image_size=config.image_size, depth=config.depth,
+                       embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
+                       dropout=config.dropout)
+    model = FusionModel(mcfg, backbone_weights=config.backbone_weights).to(device)
+    keys = mcfg.modalities
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(steps, 1))
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+
+    # Class-balanced sample weights: each class carries half of the total weight.
+    w = train.weight.astype(np.float64).copy()
+    for label in (0, 1):
+        sel = train.y == label
+        if sel.any():
+            w[sel] *= 0.5 / w[sel].sum()
+    w = w / w.mean()
+
+    best, best_loss, bad, history = None, np.inf, 0, []
+    epochs = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
+    for epoch in epochs:
+        model.train()
+        order = rng.permutation(len(train))
+        total = 0.0
+        for b in range(0, len(order), config.batch_size):
+            idx = order[b:b + config.batch_size]
+            if len(idx) < 2:
+                continue
+            batch = train.take(idx)
+            arrays, yb, side, wb = _mirror_some(batch, w[idx], rng.random(len(idx)) < 0.5)
+            inputs = to_inputs(arrays, normaliser, keys, device)
+            mask = (sample_modality_mask(len(yb), keys, config.p_keep, gen).to(device)
+                    if len(keys) > 1 else None)
+            out = model(inputs, mask=mask)
+            yt = torch.from_numpy(yb).to(device)
+            wt = torch.from_numpy(wb.astype(np.float32)).to(device)
+            loss = (bce(out.palsy_logit, yt) * wt).mean()
+            st = torch.from_numpy(side).to(device)
+            has_side = st >= 0
+            if has_side.any():
+                side_loss = bce(out.side_logit[has_side], st[has_side].float()).mean()
+                loss = loss + config.side_loss_weight * side_loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        val_loss = _val_loss(model, normaliser, val, keys) if len(val) else float("nan")
+        history.append({"epoch": epoch + 1, "train_loss": total / max(len(train), 1),
+                        "val_loss": val_loss})
+        epochs.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
+        if not np.isfinite(val_loss) or val_loss < best_loss - 1e-4:
+            best_loss = val_loss if np.isfinite(val_loss) else best_loss
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            bad = 0
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best)
+    model.eval()
+
+    thresholds = {}
+    real_val = val.take(np.flatnonzero(~val.synthetic)) if len(val) else val
+    for subset in all_subsets(keys):
+        if len(real_val):
+            p, _ = predict_frames(model, normaliser, real_val.arrays, subset)
+            pf, yf = _file_means(p, real_val.file_id, real_val.y)
+            thresholds[subset_key(subset)] = best_threshold(yf, pf)
+        else:
+            thresholds[subset_key(subset)] = 0.5
+    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)
+
+
+def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,
+              keys: Sequence[str]) -> float:
+    p, _ = predict_frames(model, normaliser, val.arrays, keys)
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    w = val.weight.astype(np.float64).copy()
+    for label in (0, 1):
+        sel = val.y == label
+        if sel.any():
+            w[sel] *= 0.5 / w[sel].sum()
+    ll = -(val.y * np.log(p) + (1 - val.y) * np.log(1 - p))
+    return float((ll * w).sum() / w.sum())
+
+
+def score_subsets(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+                  subsets: Sequence[Sequence[str]], batch_size: int = 64
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-frame (P(palsy), P(left)) for many modality subsets from one pass of each encoder.
+
+    Each encoder runs once; every subset is then only a re-weighting of cached embeddings, which is
+    what makes the dashboard's modality toggles instant.
+    """
+    needed = sorted({m for s in subsets for m in s})
+    device = next(model.parameters()).device
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in needed}
+    with torch.no_grad():
+        for start in range(0, len(arrays), batch_size):
+            part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
+            emb = model.encode(to_inputs(part, normaliser, needed, device), needed)
+            for m in needed:
+                chunks[m].append(emb[m])
+        embeddings = {m: torch.cat(v) if v else torch.zeros(0) for m, v in chunks.items()}
+        out = {}
+        for s in subsets:
+            if len(arrays) == 0:
+                out[subset_key(s)] = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+                continue
+            res = model.fuse({m: embeddings[m] for m in s}, enabled=list(s))
+            out[subset_key(s)] = (torch.sigmoid(res.palsy_logit).cpu().numpy(),
+                                  torch.sigmoid(res.side_logit).cpu().numpy())
+    return out
