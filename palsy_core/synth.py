@@ -292,6 +292,29 @@ def _dense_field(
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _warp(rgb: np.ndarray, sources: np.ndarray, targets: np.ndarray,
+          frame: _Frame) -> tuple[np.ndarray, RBFInterpolator, np.ndarray]:
+    """Warp the face so that each source point lands on its target.
+
+    Returns the warped image, the backward spline (target -> source offset) and the warp's
+    displacement length per pixel. The warp is zero on the border of a box around the face.
+    """
+    roi = _box(sources, ROI_MARGIN * frame.iod, rgb.shape)
+    border = _border(roi, BORDER_STEP * frame.iod)
+    nodes = np.concatenate([targets, border])
+    offsets = np.concatenate([sources - targets, np.zeros_like(border)])
+    spline = RBFInterpolator(nodes, offsets, kernel="thin_plate_spline", smoothing=SMOOTHING)
+    x0, y0, x1, y1 = roi
+    field = _dense_field(spline, roi, max(1.0, GRID_STEP * frame.iod))
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    out = rgb.copy()
+    out[y0:y1, x0:x1] = cv2.remap(rgb, xs + field[..., 0], ys + field[..., 1], cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REFLECT_101)
+    shift = np.zeros(rgb.shape[:2], dtype=np.float32)
+    shift[y0:y1, x0:x1] = np.hypot(field[..., 0], field[..., 1])
+    return out, spline, shift
+
+
 def _forward(spline: RBFInterpolator, xy: np.ndarray, iterations: int = 5) -> np.ndarray:
     """Where the warp moves each point: solves q + B(q) = p for the backward field B."""
     q = xy.copy()
@@ -320,11 +343,28 @@ def _flatten_fold(rgb: np.ndarray, face: np.ndarray, frame: _Frame, reg: _Region
 
 
 def _polygon_mask(poly: np.ndarray, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """Anti-aliased-free filled polygon at 1/8 px precision (float32, 0 or 1)."""
+    """Filled polygon (float32 0/1) with vertices at 1/8 px precision."""
     mask = np.zeros(shape, dtype=np.uint8)
     pts = np.round((poly - origin) * 8).astype(np.int32)
     cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=3)
     return mask.astype(np.float32)
+
+
+def _fill_iris(fill: np.ndarray, patch: np.ndarray, seen: np.ndarray, in_iris: np.ndarray,
+               centre_row: float) -> None:
+    """Paint hidden iris pixels from visible iris: mirrored about the iris centre row where the
+    mirror is visible, else the nearest visible iris pixel in the same column."""
+    rows, cols = np.indices(seen.shape)
+    hidden = ~seen & in_iris
+    mirrored = np.clip(np.round(2 * centre_row - rows).astype(int), 0, seen.shape[0] - 1)
+    take = hidden & seen[mirrored, cols]
+    fill[take] = patch[mirrored[take], cols[take]]
+    visible = seen & in_iris
+    top = visible.argmax(axis=0)
+    bottom = seen.shape[0] - 1 - visible[::-1].argmax(axis=0)
+    nearest = np.clip(rows, top, bottom)
+    take = hidden & ~take & visible.any(axis=0)
+    fill[take] = patch[nearest[take], cols[take]]
 
 
 def _reveal_eyeball(out: np.ndarray, rgb: np.ndarray, old_xy: np.ndarray, new_xy: np.ndarray,
@@ -333,11 +373,10 @@ def _reveal_eyeball(out: np.ndarray, rgb: np.ndarray, old_xy: np.ndarray, new_xy
 
     The eyeball does not move with the lids, so the opening shows the original eye away from the
     old lid margins (which would otherwise stay visible as a second lid line); newly exposed iris
-    is mirrored from the iris's visible opposite half or takes its colour, and newly exposed sclera
-    takes the visible sclera's colour, shaded towards the lids (scleral show). This is blended in
-    only where the warp moved things (``shift``: its displacement length in pixels per image
-    pixel), so unmoved parts of the eye keep their detail. Without visible sclera (a closed eye)
-    the warped lids are left as they are.
+    comes from the visible iris, newly exposed sclera takes the visible sclera's colour, shaded
+    towards the lids (scleral show). This is blended in only where the warp moved things
+    (``shift``: displacement length in pixels, per image pixel), so unmoved parts keep their
+    detail. Without visible sclera (a closed eye) the warped lids are left as they are.
     """
     old, new = old_xy[reg.eye], new_xy[reg.eye]
     x0, y0, x1, y1 = _box(np.concatenate([old, new]), 3.0, rgb.shape)
@@ -345,33 +384,23 @@ def _reveal_eyeball(out: np.ndarray, rgb: np.ndarray, old_xy: np.ndarray, new_xy
     erode = 2 * max(1, round(LID_MARGIN * iod)) + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (erode, erode))
     seen = cv2.erode(_polygon_mask(old, origin, shape), kernel) > 0
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    centre = old_xy[reg.iris]
-    radius = float(np.linalg.norm(old_xy[reg.iris + 1 : reg.iris + 5] - centre, axis=1).mean())
-    r2 = (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2
-    in_iris = r2 < radius**2
+    centre = old_xy[reg.iris] - origin
+    radius = float(np.linalg.norm(old_xy[reg.iris + 1 : reg.iris + 5] - old_xy[reg.iris], axis=1)
+                   .mean())
+    rows, cols = np.indices(shape)
+    r2 = (cols - centre[0]) ** 2 + (rows - centre[1]) ** 2
     patch = rgb[y0:y1, x0:x1].astype(np.float32)
     sclera = patch[seen & (r2 > (1.15 * radius) ** 2)]
     if len(sclera) < 4:
         return
-    white = np.percentile(sclera, SCLERA_PERCENTILE, axis=0)
-    iris = patch[seen & in_iris]
-    iris_colour = np.median(iris, axis=0) if len(iris) else white
     opening = _polygon_mask(new, origin, shape)
     depth = cv2.distanceTransform(opening.astype(np.uint8), cv2.DIST_L2, 3)
     shade = SCLERA_SHADE + (1.0 - SCLERA_SHADE) * np.clip(depth / (SCLERA_SHADOW * iod), 0, 1)
-    fill = np.where(in_iris[..., None], iris_colour, shade[..., None] * white)
-    mirrored = np.clip(np.round(2 * centre[1] - ys).astype(int) - y0, 0, shape[0] - 1)
-    cols = xs - x0
-    take = ~seen & in_iris & seen[mirrored, cols]
-    fill[take] = patch[mirrored[take], cols[take]]
-    # Iris hidden on both sides: extend each column's visible iris vertically.
-    visible = seen & in_iris
-    top = visible.argmax(axis=0)
-    bottom = shape[0] - 1 - visible[::-1].argmax(axis=0)
-    rows = np.clip(ys - y0, top, bottom)
-    take = ~seen & in_iris & ~take & visible.any(axis=0)
-    fill[take] = patch[rows[take], cols[take]]
+    fill = shade[..., None] * np.percentile(sclera, SCLERA_PERCENTILE, axis=0)
+    in_iris = r2 < radius**2
+    if (seen & in_iris).any():
+        fill[in_iris] = np.median(patch[seen & in_iris], axis=0)
+        _fill_iris(fill, patch, seen, in_iris, centre[1])
     fill[seen] = patch[seen]
     moved = np.clip(shift[y0:y1, x0:x1] / max(1.0, LID_MARGIN * iod), 0.0, 1.0)
     weight = cv2.GaussianBlur(opening, (0, 0), max(0.5, 0.005 * iod)) * moved
@@ -424,24 +453,10 @@ def synthesize_palsy(
     gains = _effect_gains(rng)
     disp, control = _displacements(face, reg, float(severity), gains)
 
-    roi = _box(xy, ROI_MARGIN * frame.iod, rgb.shape)
-    moved = xy[control] + frame.to_image(disp[control])
-    border = _border(roi, BORDER_STEP * frame.iod)
-    nodes = np.concatenate([moved, border])
-    back = np.concatenate([xy[control] - moved, np.zeros_like(border)])
-    spline = RBFInterpolator(nodes, back, kernel="thin_plate_spline", smoothing=SMOOTHING)
-
-    x0, y0, x1, y1 = roi
-    field = _dense_field(spline, roi, max(1.0, GRID_STEP * frame.iod))
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    out = rgb.copy()
-    out[y0:y1, x0:x1] = cv2.remap(rgb, xs + field[..., 0], ys + field[..., 1], cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REFLECT_101)
+    out, spline, shift = _warp(rgb, xy[control], xy[control] + frame.to_image(disp[control]), frame)
     new_points = points.astype(np.float32, copy=True)
     new_points[:, :2] = _forward(spline, xy)
-    new_points[reg.iris : reg.iris + 5, :2] = xy[reg.iris : reg.iris + 5]
-    shift = np.zeros(rgb.shape[:2], dtype=np.float32)
-    shift[y0:y1, x0:x1] = np.hypot(field[..., 0], field[..., 1])
+    new_points[reg.iris : reg.iris + 5, :2] = xy[reg.iris : reg.iris + 5]  # the eyeball stays
     _reveal_eyeball(out, rgb, xy, new_points[:, :2].astype(np.float64), reg, frame.iod, shift)
     _flatten_fold(out, frame.to_face(new_points[:, :2]), frame, reg,
                   min(1.0, FOLD_FLATTEN * severity * gains[-1]))

@@ -1,0 +1,124 @@
+"""End to end: train -> evaluate -> predict on real faces and their synthetic palsy versions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from palsy_core.crossval import folds
+from palsy_core.manifest import ManifestRow
+from palsy_core.synth import synthesize_palsy
+from palsy_core.train import grouped_split
+
+PHOTOS = ("single_face.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+          "multi_face.jpg", "0-f1-su-ph.jpg")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "palsy_core", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
+    """Each real face as a healthy file plus a synthetic one-sided palsy of it (same subject)."""
+    root = tmp_path_factory.mktemp("palsy_set")
+    lines = ["path,label,subject,side,source"]
+    for i, name in enumerate(PHOTOS):
+        rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
+        det = detector.detect(rgb)
+        assert det is not None, name
+        side = ("left", "right")[i % 2]
+        palsy = synthesize_palsy(rgb, det.points, side, 1.0).rgb
+        Image.fromarray(rgb).save(root / f"healthy_{i}.png")
+        Image.fromarray(palsy).save(root / f"palsy_{i}.png")
+        lines += [f"healthy_{i}.png,healthy,s{i},,pyfeat",
+                  f"palsy_{i}.png,palsy,s{i},{side},synthetic"]
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+def test_grouped_splits_never_share_a_subject():
+    rows = [ManifestRow(line=i, path=None, rel=f"f{i}.jpg", label=("healthy", "palsy")[i % 2],
+                        subject=f"s{i // 3}") for i in range(60)]
+    subjects = np.array([r.subject for r in rows])
+    for spec in ("groupkfold:5", "lopo"):
+        masks = folds(rows, spec)
+        assert np.all(np.sum(masks, axis=0) == 1)  # every file is tested exactly once
+        for test in masks:
+            assert not set(subjects[test]) & set(subjects[~test])
+    y = np.array([r.y for r in rows])
+    train, val = grouped_split(subjects, y, 0.2, seed=0)
+    assert not set(subjects[train]) & set(subjects[val])
+    assert set(y[val]) == {0, 1}
+    with pytest.raises(ValueError, match="groupkfold"):
+        folds(rows, "groupkfold:1000")
+
+
+def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
+    model = tmp_path / "m.pt"
+    cache = str(tmp_path / "cache")
+    run = _cli("train", "--manifest", str(palsy_manifest), "--out", str(model),
+               "--cv", "groupkfold:3", "--epochs", "3", "--image-size", "48", "--depth",
+               "resnet10", "--synth-variants", "1", "--cache", cache)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert model.is_file() and model.stat().st_size < 50e6
+    cv_dir = tmp_path / "m_cv"
+    cv = json.loads((cv_dir / "metrics.json").read_text())
+    for name in ("fused", "rgb", "lines", "landmarks", "features", "without_rgb",
+                 "unimodal_lines", "logreg_features"):
+        assert name in cv["overall"], name
+        assert set(cv["overall"][name]) >= {"precision", "recall", "f1", "accuracy", "auroc",
+                                            "confusion"}
+    assert set(cv["per_source"]) == {"pyfeat", "synthetic"}
+    preds = pd.read_csv(cv_dir / "predictions.csv")
+    assert len(preds) == 12 and preds["p_fused"].between(0, 1).all()
+    # Out-of-fold: each subject's files were all in the same test fold.
+    assert preds.groupby("subject")["fold"].nunique().eq(1).all()
+
+    out = tmp_path / "eval"
+    run = _cli("evaluate", "--manifest", str(palsy_manifest), "--model", str(model),
+               "--out", str(out), "--cache", cache)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ev = pd.read_csv(out / "predictions.csv")
+    assert {"path", "subject", "source", "label", "p_fused", "p_rgb", "p_lines", "p_landmarks",
+            "p_features", "side"} <= set(ev.columns)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["no_face"] == [] and metrics["overall"]["fused"]["n"] == 12
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    run = _cli("predict", str(pyfeat_dir / "single_face.jpg"), str(bad),
+               str(pyfeat_dir / "no_face.mp4"), "--model", str(model), "--json",
+               "--max-frames", "4")
+    lines = [json.loads(x) for x in run.stdout.splitlines()]
+    assert [x["path"] for x in lines] == [str(pyfeat_dir / "single_face.jpg"), str(bad),
+                                          str(pyfeat_dir / "no_face.mp4")]
+    face, broken, empty = lines
+    assert {"p_fused", "p_rgb", "p_lines", "p_landmarks", "p_features", "verdict", "side",
+            "frames_analysed", "quality"} <= set(face)
+    assert 0 <= face["p_fused"] <= 1 and face["frames_analysed"] == 1
+    assert "notes.mp4" in broken["error"]
+    assert empty["verdict"] == "no face found" and empty["quality"]["no_face"] == 4
+    assert run.returncode == 1  # one file failed; the others were still scored
+
+
+def test_structured_model_learns_synthetic_palsy(tmp_path, palsy_manifest):
+    """The landmark+feature branches separate real faces from their synthetic palsy versions."""
+    model = tmp_path / "v.pt"
+    cache = str(tmp_path / "cache")
+    run = _cli("train", "--manifest", str(palsy_manifest), "--out", str(model), "--cv", "none",
+               "--modalities", "landmarks", "features", "--epochs", "40",
+               "--synth-variants", "4", "--cache", cache)
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = _cli("evaluate", "--manifest", str(palsy_manifest), "--model", str(model),
+               "--out", str(tmp_path / "e"), "--cache", cache)
+    assert run.returncode == 0, run.stderr[-3000:]
+    fused = json.loads((tmp_path / "e" / "metrics.json").read_text())["overall"]["fused"]
+    assert fused["auroc"] >= 0.8
