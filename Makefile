@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --no-deps --disable-pip-version-check -q
 PORT ?= 8501
+DEV_MANIFEST ?= ../shared/data/dev/manifest.csv
 
 .PHONY: run test lint train bench setup dev clean
 
@@ -26,6 +27,11 @@ run: setup
 test: dev
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The shipped model: subject-grouped CV with baselines, then the final fit on all dev data.
+train: setup
+	$(PY) -m palsy_core train --manifest $(DEV_MANIFEST) --out models/default.pt --cv groupkfold:5
+	$(PY) -m palsy_core card --model models/default.pt --out models/README.md
 
 lint: dev
 	$(PY) -m ruff check .

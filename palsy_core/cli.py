@@ -206,6 +206,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from .model_card import render
+
+    model = Path(args.model)
+    cv_dir = Path(args.cv) if args.cv else model.with_name(model.stem + "_cv")
+    Path(args.out).write_text(render(model, cv_dir), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _clean(value):
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -266,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line per file")
     _add_video_args(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("card", help="write the model card from a checkpoint and its CV results")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--cv", help="CV folder (default: NAME_cv next to the model)")
+    p.add_argument("--out", default=str(DEFAULT_MODEL.parent / "README.md"))
+    p.set_defaults(func=cmd_card)
     return parser
 
 

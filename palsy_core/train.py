@@ -189,7 +189,7 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         val_loss = _val_loss(model, normaliser, val, keys) if len(val) else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": total / max(len(train), 1),
                         "val_loss": val_loss})

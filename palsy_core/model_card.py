@@ -1,0 +1,141 @@
+"""The model card (``models/README.md``), written from a checkpoint and its CV artifacts.
+
+Every number in the card is read from files the training command wrote, so the card cannot drift
+from the model it describes. Targets are checked mechanically and a missed target is stated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .evaluate import load_model
+from .registry import MODALITIES
+
+TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def _label(name: str) -> str:
+    names = {m.key: m.name for m in MODALITIES}
+    if name == "fused":
+        return "**Fused (all four, learned weights)**"
+    if name in names:
+        return f"{names[name]} alone (fused model, others off)"
+    if name.startswith("without_"):
+        return f"Fused without {names[name[8:]]}"
+    if name.startswith("unimodal_"):
+        return f"{names[name[9:]]}: separately trained unimodal network"
+    if name == "logreg_features":
+        return "Logistic regression on expression features (baseline)"
+    return name
+
+
+def table(block: dict, names: list[str]) -> str:
+    rows = ["| model | precision | recall | F1 | accuracy | AUROC "
+            "| confusion [[TN, FP], [FN, TP]] |",
+            "|---|---|---|---|---|---|---|"]
+    for n in names:
+        m = block.get(n)
+        if m is None:
+            continue
+        rows.append(f"| {_label(n)} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
+                    f"{_fmt(m['f1'])} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
+                    f"{m['confusion']} |")
+    return "\n".join(rows)
+
+
+def target_lines(cv: dict) -> list[str]:
+    overall = cv["overall"]
+    fused = overall["fused"]
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    lines.append(f"- Fused F1 >= {TARGETS['f1']:.2f}: {fused['f1']:.3f}, "
+                 f"{verdict(fused['f1'] >= TARGETS['f1'])}.")
+    auc = fused["auroc"] or 0.0
+    lines.append(f"- Fused AUROC >= {TARGETS['auroc']:.2f}: {auc:.3f}, "
+                 f"{verdict(auc >= TARGETS['auroc'])}.")
+    for source, block in cv["per_source"].items():
+        acc = block["fused"]["accuracy"]
+        lines.append(f"- Accuracy >= {TARGETS['source_accuracy']:.2f} within `{source}` "
+                     f"(n={block['fused']['n']}): {acc:.3f}, "
+                     f"{verdict(acc >= TARGETS['source_accuracy'])}.")
+    others = {n: m for n, m in overall.items() if n != "fused"}
+    beaten = [n for n, m in others.items() if fused["f1"] > m["f1"]
+              and (fused["auroc"] or 0) > (m["auroc"] or 0)]
+    lost = sorted(set(others) - set(beaten))
+    lines.append(f"- Fused above every single modality and the baselines (F1 and AUROC): "
+                 f"{verdict(not lost)}" + (f"; not above: {', '.join(lost)}." if lost else "."))
+    return lines
+
+
+def render(model_path: Path, cv_dir: Path) -> str:
+    loaded = load_model(model_path)
+    meta = loaded.meta
+    cv = json.loads((cv_dir / "metrics.json").read_text())
+    names = list(cv["overall"])
+    weights = loaded.model.fusion_logits.detach().softmax(0).tolist()
+    wtxt = ", ".join(f"{m} {w:.2f}" for m, w in zip(loaded.modalities, weights, strict=True))
+    tc = meta.get("train_config", {})
+    parts = [
+        "# Model card: `models/default.pt`",
+        "",
+        "> Research tool, not a diagnostic device. These numbers come from a small public photo "
+        "collection and say little about clinical use.",
+        "",
+        "## What it is",
+        f"- Fused network over {', '.join(loaded.modalities)}: {tc.get('depth')} image branches "
+        f"(inputs {tc.get('image_size')} px, image and its mirror difference), feed-forward "
+        "branches for landmarks (coordinates and mirror asymmetry) and expression features, "
+        "softmax-weighted fusion, palsy and affected-side heads. Trained with modality dropout so "
+        "every subset of modalities is a true ablation.",
+        f"- Learned fusion weights (all modalities on): {wtxt}.",
+        f"- Decision threshold {meta['threshold']:.3f}, chosen on a subject-grouped validation "
+        "split of the training data (maximum balanced accuracy); one threshold per modality "
+        "subset is stored.",
+        "",
+        "## Data",
+        f"- `{meta.get('manifest')}`: {meta.get('files')} files, "
+        f"{meta.get('files_with_face')} with a detected face, {meta.get('real_frames')} face "
+        f"frames. See that folder's README for sources; none of its files are in this "
+        "repository.",
+        "- Drawn-on green boxes and dots (both classes of the web photos) are inpainted before "
+        "detection (`palsy_core/marks.py`).",
+        f"- Augmentation: {meta.get('synthetic_samples')} synthetic samples made from the "
+        "healthy training faces (`palsy_core.synth`: one-sided brow ptosis, wider fissure, "
+        "drooping corner, reduced smile, flattened fold; alternating sides) plus matched "
+        "severity-0 controls that go through the same resampling; random mirror flips of every "
+        "sample. Synthetic faces never enter an evaluation fold.",
+        "",
+        "## Training",
+        "- Command: `make train` (= `python -m palsy_core train --manifest "
+        "../shared/data/dev/manifest.csv --out models/default.pt --cv groupkfold:5`, then "
+        "`python -m palsy_core card`).",
+        f"- Wall time on the 2-core CPU (extraction, CV with baselines, final model): "
+        f"{meta.get('total_seconds', 0) / 60:.1f} min.",
+        f"- Config: `{json.dumps(tc)}`.",
+        "",
+        f"## Subject-grouped cross-validation ({cv.get('cv')})",
+        "Out-of-fold predictions on real files only; each fold trains on the other subjects "
+        "(threshold from its own training data). A video's score is the mean P(palsy) over its "
+        "good-quality face frames. Numbers in percent.",
+        "",
+        table(cv["overall"], names),
+        "",
+        "### Per source",
+    ]
+    for source, block in cv["per_source"].items():
+        parts += ["", f"**{source}**", "", table(block, names)]
+    parts += ["", "## Targets", *target_lines(cv)]
+    if cv.get("no_face"):
+        parts += ["", f"Files with no face found (not scored): {', '.join(cv['no_face'])}."]
+    notes = model_path.parent / "card_notes.md"
+    if notes.is_file():
+        parts += ["", notes.read_text(encoding="utf-8").strip()]
+    return "\n".join(parts) + "\n"
