@@ -135,7 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .evaluate import load_model, report_subsets, score_analysis, variant_name, write_artifacts
+    from .evaluate import write_artifacts
+    from .scoring import ScoredMedia, load_model, report_subsets, summary, variant_name
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest)
@@ -151,7 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             rec.update({"face_frames": 0, "error": report.errors.get(r.path, "")})
             records.append(rec)
             continue
-        sc = score_analysis(loaded, res, subsets)
+        sc = summary(ScoredMedia(loaded, res), subsets)
         rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
                     "side": sc["side"] or "", "p_left": sc["p_left"]})
         for name, s in zip(names, subsets[::-1], strict=True):
@@ -168,10 +169,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .evaluate import load_model, score_analysis
     from .landmarks import make_detector
     from .media import MediaError
     from .pipeline import analyse_media
+    from .scoring import ScoredMedia, load_model, report_subsets, summary
 
     try:
         loaded = load_model(args.model)
@@ -191,8 +192,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 else:
                     print(f"{name}: ERROR {exc}", flush=True)
                 continue
-            sc = score_analysis(loaded, analysis)
-            record = {"path": name, **{k: _clean(v) for k, v in sc.items() if k != "per_frame"}}
+            sc = summary(ScoredMedia(loaded, analysis), report_subsets(loaded.modalities))
+            record = {"path": name, **{k: _clean(v) for k, v in sc.items()}}
             if args.json:
                 print(json.dumps(record), flush=True)
             else:

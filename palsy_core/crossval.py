@@ -20,11 +20,11 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
 from .batches import Normaliser
 from .dataset import SampleSet
-from .evaluate import report_subsets, variant_name
 from .manifest import ManifestRow
 from .metrics import best_threshold, file_score
 from .pipeline import MediaAnalysis
-from .train import TrainConfig, fit, grouped_split, score_subsets, subset_key
+from .scoring import LoadedModel, ScoredMedia, report_subsets, variant_name
+from .train import TrainConfig, Trained, fit, grouped_split
 
 LR_COLUMN = "logreg_features"
 
@@ -54,6 +54,10 @@ def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndar
         m[test] = True
         masks.append(m)
     return masks
+
+
+def _as_loaded(trained: Trained) -> LoadedModel:
+    return LoadedModel(trained.model, trained.normaliser, trained.thresholds, {})
 
 
 def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser, float]:
@@ -123,23 +127,22 @@ def cross_validate(
                                 "frames": 0 if res is None else res.n_frames, "face_frames": 0})
                 continue
             face = np.flatnonzero(res.has_face)
-            arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
             flags = [res.flags[t] for t in face]
             rec = {"path": row.rel, "subject": row.subject, "source": row.source,
                    "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
                    "frames": res.n_frames, "face_frames": len(face)}
-            scores = score_subsets(trained.model, trained.normaliser, arrays, subsets)
+            scored = ScoredMedia(_as_loaded(trained), res)
             for subset in subsets:
-                name, key = variant_name(subset, keys), subset_key(subset)
-                rec[f"p_{name}"] = file_score(scores[key][0], flags)
-                rec[f"thr_{name}"] = trained.thresholds[key]
-            full = subset_key(keys)
-            rec["p_left"] = file_score(scores[full][1], flags)
+                out = scored.score(subset)
+                rec[f"p_{out.name}"] = out.p
+                rec[f"thr_{out.name}"] = out.threshold
+            rec["p_left"] = scored.score().p_left
             for m, tm in unimodal.items():
-                p, _ = score_subsets(tm.model, tm.normaliser, arrays, [[m]])[m]
-                rec[f"p_unimodal_{m}"] = file_score(p, flags)
-                rec[f"thr_unimodal_{m}"] = tm.thresholds[m]
+                out = ScoredMedia(_as_loaded(tm), res).score()
+                rec[f"p_unimodal_{m}"] = out.p
+                rec[f"thr_unimodal_{m}"] = out.threshold
             if clf is not None:
+                arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
                 x = np.nan_to_num(np.clip((arrays.features - lr_norm.mean) / lr_norm.std, -8, 8))
                 rec[f"p_{LR_COLUMN}"] = file_score(clf.predict_proba(x)[:, 1], flags)
                 rec[f"thr_{LR_COLUMN}"] = lr_thr

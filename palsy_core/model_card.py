@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .evaluate import load_model
 from .registry import MODALITIES
+from .scoring import load_model
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
 

@@ -230,32 +230,3 @@ def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,
     ll = -(val.y * np.log(p) + (1 - val.y) * np.log(1 - p))
     return float((ll * w).sum() / w.sum())
 
-
-def score_subsets(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
-                  subsets: Sequence[Sequence[str]], batch_size: int = 64
-                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-frame (P(palsy), P(left)) for many modality subsets from one pass of each encoder.
-
-    Each encoder runs once; every subset is then only a re-weighting of cached embeddings, which is
-    what makes the dashboard's modality toggles instant.
-    """
-    needed = sorted({m for s in subsets for m in s})
-    device = next(model.parameters()).device
-    model.eval()
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in needed}
-    with torch.no_grad():
-        for start in range(0, len(arrays), batch_size):
-            part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
-            emb = model.encode(to_inputs(part, normaliser, needed, device), needed)
-            for m in needed:
-                chunks[m].append(emb[m])
-        embeddings = {m: torch.cat(v) if v else torch.zeros(0) for m, v in chunks.items()}
-        out = {}
-        for s in subsets:
-            if len(arrays) == 0:
-                out[subset_key(s)] = (np.zeros(0, np.float32), np.zeros(0, np.float32))
-                continue
-            res = model.fuse({m: embeddings[m] for m in s}, enabled=list(s))
-            out[subset_key(s)] = (torch.sigmoid(res.palsy_logit).cpu().numpy(),
-                                  torch.sigmoid(res.side_logit).cpu().numpy())
-    return out
