@@ -1,18 +1,74 @@
-"""palsy-fusion dashboard home page."""
+"""palsy-fusion dashboard home page: what the tool does, the model card in brief, the pages."""
 
 import streamlit as st
 
-st.set_page_config(page_title="palsy-fusion", page_icon=":material/face:", layout="wide")
+from palsy_core.registry import MODALITIES
+from ui.common import disclaimer, get_model, model_path
+from ui.evaluation import (
+    cv_dir_for,
+    fusion_weights,
+    load_cv,
+    metrics_table,
+    weights_figure,
+)
 
+PAGES = (
+    ("pages/1_Analyse.py", "Analyse a video or photo", ":material/movie:",
+     "Verdict, affected side, per-frame timeline, overlays and a report."),
+    ("pages/2_Live.py", "Live camera", ":material/videocam:",
+     "Landmarks or line segments on the webcam stream with a rolling score."),
+    ("pages/3_Ablation.py", "Modality ablation", ":material/tune:",
+     "Switch modalities on and off, and sweep synthetic palsy severity."),
+    ("pages/4_Evaluation.py", "Evaluation", ":material/analytics:",
+     "Cross-validated metrics, curves, and scoring your own labelled data."),
+)
+
+st.set_page_config(page_title="palsy-fusion", page_icon=":material/face:", layout="wide")
 st.title("palsy-fusion")
-st.warning(
-    "Research tool, not a diagnostic device. It must not be used to diagnose, grade or treat "
-    "facial palsy.",
-    icon=":material/warning:",
-)
+disclaimer()
 st.markdown(
-    "Screens faces for one-sided facial palsy by fusing four views of the same face: the RGB "
-    "face, an image of facial line segments, landmark coordinates and expression features. "
-    "The analysis pages arrive with the dashboard issue; the core pipeline is available from the "
-    "command line: `python -m palsy_core --help`."
+    "Screens a face for **one-sided facial palsy** in a photo, a video or the live camera. Each "
+    "frame is seen four ways: the aligned RGB face, an image of facial line segments, the 478 "
+    "landmark coordinates and expression features (left-right asymmetry measured in "
+    "millimetres). A network per view feeds a learned weighted fusion, which gives P(palsy) and "
+    "the likely affected side. Everything runs offline on this computer."
 )
+
+for path, label, icon, help_text in PAGES:
+    st.page_link(path, label=label, icon=icon, help=help_text)
+
+st.header("The loaded model")
+loaded = get_model()
+if loaded is not None:
+    st.caption(f"`{model_path()}`")
+    names = {m.key: m for m in MODALITIES}
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Modalities")
+        for key in loaded.modalities:
+            m = names[key]
+            st.markdown(f"- **{m.name}**: {m.description}")
+    with right:
+        st.subheader("Learned fusion weights")
+        st.plotly_chart(weights_figure(fusion_weights(loaded)), key="home_weights")
+
+    st.subheader("Cross-validated performance")
+    overall = loaded.meta.get("cv_overall")
+    origin = f"subject-grouped cross-validation ({loaded.meta.get('cv')}), stored in the model"
+    if not overall:
+        cv = load_cv(cv_dir_for(model_path()))
+        overall = cv.metrics["overall"] if cv else None
+        origin = f"`{cv_dir_for(model_path())}`"
+    if overall and "fused" in overall:
+        fused = overall["fused"]
+        *cols, files = st.columns(4)
+        for col, (label, key) in zip(cols, (("F1", "f1"), ("AUROC", "auroc"),
+                                            ("accuracy", "accuracy")), strict=True):
+            col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
+        files.metric("Files scored", fused["n"])
+        st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
+        with st.expander("Every modality subset and baseline"):
+            st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
+    else:
+        st.info("This model was trained without cross-validation, so there are no "
+                "cross-validated metrics to show.")

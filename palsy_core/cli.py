@@ -133,52 +133,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .evaluate import write_artifacts
-    from .scoring import ScoredMedia, load_model, report_subsets, summary, variant_name
+    from .evaluate import evaluate_rows, write_artifacts
+    from .scoring import load_model
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest)
     report = _extract_rows(rows, settings_from_args(args), args.cache)
-    subsets = report_subsets(loaded.modalities)
-    names = [variant_name(s, loaded.modalities) for s in subsets][::-1]
-    records = []
-    for r in rows:
-        rec = {"path": r.rel, "subject": r.subject, "source": r.source, "label": r.label,
-               "y": r.y}
-        res = report.results.get(r.path)
-        if res is None:
-            rec.update({"face_frames": 0, "error": report.errors.get(r.path, "")})
-            records.append(rec)
-            continue
-        sc = summary(ScoredMedia(loaded, res), subsets)
-        rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
-                    "side": sc["side"] or "", "p_left": sc["p_left"]})
-        for name, s in zip(names, subsets[::-1], strict=True):
-            rec[f"p_{name}"] = sc.get(f"p_{name}")
-            rec[f"thr_{name}"] = loaded.threshold(s)
-        records.append(rec)
-    df = pd.DataFrame.from_records(records)
+    df, names = evaluate_rows(rows, report.results, report.errors, loaded)
     metrics = write_artifacts(df, names, Path(args.out), {"model": str(args.model)})
     fused = metrics["overall"].get("fused", {})
     print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
-          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {len(metrics['no_face'])}")
+          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {len(metrics['no_face'])}"
+          f"; unreadable {len(report.errors)}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
     from .landmarks import make_detector
     from .media import MediaError
     from .pipeline import analyse_media
     from .scoring import ScoredMedia, load_model, report_subsets, summary
 
-    try:
-        loaded = load_model(args.model)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    loaded = load_model(args.model)
     settings = settings_from_args(args)
     status = 0
     with make_detector(settings.task_model) as detector:
@@ -289,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .checkpoint import CheckpointError
+
     try:
         return args.func(args)
-    except ManifestError as exc:
+    except (ManifestError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

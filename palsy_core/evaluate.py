@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .manifest import ManifestRow
 from .metrics import binary_metrics
+from .pipeline import MediaAnalysis
+from .scoring import LoadedModel, ScoredMedia, report_subsets, summary, variant_name
 
 
 def _metrics_block(df: pd.DataFrame, names: Sequence[str]) -> dict:
@@ -57,3 +60,37 @@ def write_artifacts(df: pd.DataFrame, names: Sequence[str], out: Path,
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     df.to_csv(out / "predictions.csv", index=False)
     return metrics
+
+
+def evaluate_rows(
+    rows: Sequence[ManifestRow],
+    analyses: dict[Path, MediaAnalysis],
+    errors: dict[Path, str],
+    loaded: LoadedModel,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Score extracted manifest rows: a predictions table and the variant names it holds.
+
+    Rows that failed to load keep their error; rows without a face have no scores. Thresholds are
+    the model's own (chosen on its training data).
+    """
+    subsets = report_subsets(loaded.modalities)
+    names = [variant_name(s, loaded.modalities) for s in subsets][::-1]
+    records = []
+    for r in rows:
+        rec = {"path": r.rel, "subject": r.subject, "source": r.source, "label": r.label,
+               "y": r.y}
+        res = analyses.get(r.path)
+        if res is None:
+            rec.update({"face_frames": 0, "error": errors.get(r.path, "")})
+            records.append(rec)
+            continue
+        sc = summary(ScoredMedia(loaded, res), subsets)
+        rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
+                    "side": sc["side"] or "", "p_left": sc["p_left"]})
+        for s in subsets:
+            name = variant_name(s, loaded.modalities)
+            rec[f"p_{name}"] = sc.get(f"p_{name}")
+            rec[f"thr_{name}"] = loaded.threshold(s)
+        records.append(rec)
+    return pd.DataFrame.from_records(records), names
+

@@ -90,23 +90,24 @@ def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: in
     return ~val, val
 
 
-def predict_frames(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
-                   enabled: Sequence[str] | None = None, batch_size: int = 64
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """P(palsy) and P(affected side = left) per frame, for the ``enabled`` modalities."""
-    enabled = tuple(enabled or model.config.modalities)
+def subset_probs(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+                 subsets: Sequence[Sequence[str]], batch_size: int = 64
+                 ) -> dict[str, np.ndarray]:
+    """P(palsy) per frame for each modality subset; every encoder runs once, subsets re-fuse."""
+    needed = [m for m in model.config.modalities if any(m in s for s in subsets)]
     device = next(model.parameters()).device
     model.eval()
-    p, s = [], []
+    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in needed}
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
-            out = model(to_inputs(part, normaliser, enabled, device), enabled=enabled)
-            p.append(torch.sigmoid(out.palsy_logit).cpu().numpy())
-            s.append(torch.sigmoid(out.side_logit).cpu().numpy())
-    if not p:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return np.concatenate(p), np.concatenate(s)
+            for m, e in model.encode(to_inputs(part, normaliser, needed, device), needed).items():
+                chunks[m].append(e)
+        emb = {m: torch.cat(c) for m, c in chunks.items() if c}
+        if not emb:
+            return {}
+        return {subset_key(s): torch.sigmoid(model.fuse({m: emb[m] for m in s}, list(s))
+                                             .palsy_logit).cpu().numpy() for s in subsets}
 
 
 def _file_means(p: np.ndarray, file_id: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,20 +209,22 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
 
     thresholds = {}
     real_val = val.take(np.flatnonzero(~val.synthetic)) if len(val) else val
-    for subset in all_subsets(keys):
-        if len(real_val):
-            p, _ = predict_frames(model, normaliser, real_val.arrays, subset)
-            pf, yf = _file_means(p, real_val.file_id, real_val.y)
-            thresholds[subset_key(subset)] = best_threshold(yf, pf)
+    subsets = all_subsets(keys)
+    probs = subset_probs(model, normaliser, real_val.arrays, subsets) if len(real_val) else {}
+    for subset in subsets:
+        key = subset_key(subset)
+        if key in probs:
+            pf, yf = _file_means(probs[key], real_val.file_id, real_val.y)
+            thresholds[key] = best_threshold(yf, pf)
         else:
-            thresholds[subset_key(subset)] = 0.5
+            thresholds[key] = 0.5
     return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)
 
 
 def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,
               keys: Sequence[str]) -> float:
-    p, _ = predict_frames(model, normaliser, val.arrays, keys)
-    p = np.clip(p, 1e-6, 1 - 1e-6)
+    p = np.clip(subset_probs(model, normaliser, val.arrays, [keys])[subset_key(keys)], 1e-6,
+                1 - 1e-6)
     w = val.weight.astype(np.float64).copy()
     for label in (0, 1):
         sel = val.y == label

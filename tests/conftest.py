@@ -6,9 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from palsy_core.batches import Normaliser
+from palsy_core.checkpoint import save_checkpoint
+from palsy_core.model import FusionModel, ModelConfig
+from palsy_core.registry import FRAME_FEATURES
 from palsy_core.samples import pyfeat_samples
+from palsy_core.synth import synthesize_palsy
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +36,38 @@ def detector():
 
     with FaceMeshDetector(tracking=False) as det:
         yield det
+
+
+PHOTOS = ("single_face.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+          "multi_face.jpg", "0-f1-su-ph.jpg")
+
+
+@pytest.fixture(scope="session")
+def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
+    """Each real face as a healthy file plus a synthetic one-sided palsy of it (same subject)."""
+    root = tmp_path_factory.mktemp("palsy_set")
+    lines = ["path,label,subject,side,source"]
+    for i, name in enumerate(PHOTOS):
+        rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
+        det = detector.detect(rgb)
+        assert det is not None, name
+        side = ("left", "right")[i % 2]
+        palsy = synthesize_palsy(rgb, det.points, side, 1.0).rgb
+        Image.fromarray(rgb).save(root / f"healthy_{i}.png")
+        Image.fromarray(palsy).save(root / f"palsy_{i}.png")
+        lines += [f"healthy_{i}.png,healthy,s{i},,pyfeat",
+                  f"palsy_{i}.png,palsy,s{i},{side},synthetic"]
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+def make_test_model(path: Path) -> Path:
+    """A small seeded random model with unequal fusion weights, saved as a checkpoint."""
+    torch.manual_seed(0)
+    n = len(FRAME_FEATURES)
+    model = FusionModel(ModelConfig(n_features=n, image_size=64, depth="resnet10"))
+    with torch.no_grad():
+        model.fusion_logits.copy_(torch.tensor([0.5, 0.0, -0.3, 0.2]))
+    meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),
+            "thresholds": {}, "threshold": 0.5}
+    return save_checkpoint(path, model, meta)

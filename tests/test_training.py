@@ -9,39 +9,15 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from palsy_core.crossval import folds
 from palsy_core.manifest import ManifestRow
-from palsy_core.synth import synthesize_palsy
 from palsy_core.train import grouped_split
-
-PHOTOS = ("single_face.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
-          "multi_face.jpg", "0-f1-su-ph.jpg")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "palsy_core", *args], capture_output=True,
                           text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
-    """Each real face as a healthy file plus a synthetic one-sided palsy of it (same subject)."""
-    root = tmp_path_factory.mktemp("palsy_set")
-    lines = ["path,label,subject,side,source"]
-    for i, name in enumerate(PHOTOS):
-        rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
-        det = detector.detect(rgb)
-        assert det is not None, name
-        side = ("left", "right")[i % 2]
-        palsy = synthesize_palsy(rgb, det.points, side, 1.0).rgb
-        Image.fromarray(rgb).save(root / f"healthy_{i}.png")
-        Image.fromarray(palsy).save(root / f"palsy_{i}.png")
-        lines += [f"healthy_{i}.png,healthy,s{i},,pyfeat",
-                  f"palsy_{i}.png,palsy,s{i},{side},synthetic"]
-    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
-    return root / "manifest.csv"
 
 
 def test_grouped_splits_never_share_a_subject():

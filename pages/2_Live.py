@@ -1,0 +1,113 @@
+"""Live camera: the webcam stream scored frame by frame, with overlays and live modality toggles.
+
+The frame callback runs in streamlit-webrtc's worker thread and only talks to this session's
+``LiveScorer`` (``st.session_state["live_scorer"]``); the toggles below update that scorer between
+frames, and the scores are polled from it while the stream plays.
+"""
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from palsy_core.live import OVERLAYS, LiveScorer
+from palsy_core.registry import modality
+from ui.common import disclaimer, get_model
+from ui.live import (
+    ICE_ENV,
+    ICE_SECRET,
+    frame_callback,
+    rtc_configuration,
+    server_urls,
+    session_scorer,
+)
+
+OVERLAY_LABELS = {"lines": "Line segments", "landmarks": "Landmarks", "none": "None"}
+POLL_S = 0.5
+
+st.set_page_config(page_title="Live camera · palsy-fusion", layout="wide")
+st.title("Live camera")
+disclaimer()
+st.markdown(
+    "Your webcam, scored frame by frame by the same pipeline and model as uploaded videos. "
+    "P(palsy) is averaged over the last frames with a face; toggling a modality takes effect on "
+    "the next frame (and restarts the average). Left and right are the subject's own: the "
+    "stream is not mirrored. Nothing leaves this machine."
+)
+
+loaded = get_model()
+if loaded is None:
+    st.stop()
+try:
+    rtc_config, ice_origin = rtc_configuration()
+except ValueError as exc:
+    st.error(f"The WebRTC ICE server setting is invalid: {exc}")
+    st.stop()
+
+scorer: LiveScorer = session_scorer(loaded)
+
+controls, stream = st.columns([1, 2])
+with controls:
+    st.subheader("Modalities")
+    enabled = [m for m in scorer.modalities
+               if st.toggle(modality(m).name, value=True, key=f"live_modality_{m}",
+                            help=modality(m).description)]
+    if enabled:
+        scorer.set_enabled(enabled)
+    else:
+        st.error("Enable at least one modality; scoring continues with the previous choice.")
+    overlay = st.radio("Overlay", OVERLAYS, format_func=OVERLAY_LABELS.get, horizontal=True,
+                       key="live_overlay")
+    scorer.set_overlay(overlay)
+
+with stream:
+    ctx = webrtc_streamer(
+        key="live",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=rtc_config,
+        media_stream_constraints={"video": True, "audio": False},
+        video_frame_callback=frame_callback(scorer),
+        async_processing=True,
+    )
+
+if not ctx.state.playing:
+    scorer.reset()  # a new stream starts with an empty window
+
+
+@st.fragment(run_every=POLL_S if ctx.state.playing else None)
+def live_scores() -> None:
+    """The latest rolling score, polled from the scorer while the stream plays."""
+    result = scorer.latest()
+    if result is None:
+        st.info("Start the camera to see the rolling P(palsy), verdict and frame rate.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Rolling P(palsy)",
+                   "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
+    cols[1].metric("Verdict", result.verdict)
+    cols[2].metric("Affected side", result.side or "–")
+    cols[3].metric("Processing rate", f"{result.fps:.1f} fps",
+                   help=f"this frame took {result.latency_ms:.0f} ms")
+    names = ", ".join(modality(m).name for m in result.enabled)
+    flags = ", ".join(result.flags) or "none"
+    st.caption(f"{result.window_faces} recent frames with a face · threshold "
+               f"{result.threshold:.2f} · modalities: {names} · this frame's flags: {flags}")
+
+
+with controls:
+    live_scores()
+
+with st.expander("Connection: ICE servers"):
+    urls = server_urls(rtc_config)
+    st.markdown(f"**ICE servers:** {', '.join(f'`{u}`' for u in urls) if urls else 'none'}, "
+                f"{ice_origin}.")
+    st.markdown(
+        "Without ICE servers the stream works on this machine (`localhost`) with no network. To "
+        "use the page from another machine, configure STUN/TURN servers, either with the "
+        f"environment variable `{ICE_ENV}` (a JSON list, takes precedence):\n\n"
+        f"```bash\n{ICE_ENV}='[{{\"urls\": [\"stun:stun.example.org:3478\"]}}, "
+        '{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]\' '
+        "make run\n```\n"
+        f"or in `.streamlit/secrets.toml`:\n\n"
+        f"```toml\n[[{ICE_SECRET}]]\nurls = [\"stun:stun.example.org:3478\"]\n\n"
+        f"[[{ICE_SECRET}]]\nurls = \"turn:turn.example.org:3478\"\nusername = \"u\"\n"
+        "credential = \"p\"\n```"
+    )

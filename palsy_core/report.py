@@ -1,0 +1,246 @@
+"""Exports of one analysed file: a per-frame table and a self-contained HTML report.
+
+Both are built from a ``ScoredMedia`` and the modalities the user has enabled, so an export shows
+exactly what the dashboard showed. The HTML report embeds its images as PNG data URIs and draws its
+timeline as inline SVG: it opens offline, can be mailed as one file and loads nothing from anywhere.
+The frame views (overlays, Emotrics left/right table) are shared with the dashboard.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import __version__
+from .alignment import align
+from .explain import grad_cam, overlay_heatmap
+from .line_segments import draw_landmarks, overlay_line_segments
+from .metrics import UNRELIABLE_FLAGS
+from .registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
+from .scoring import ScoredMedia, SubsetScore
+
+DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
+              "treat facial palsy.")
+FLAG_NAMES = {
+    "no_face": "no face found",
+    "multiple_faces": "more than one face (the largest is analysed)",
+    "large_yaw": "head turned too far sideways",
+    "large_pitch": "head tilted too far up or down",
+    "small_face": "face too small",
+    "blur": "blurred face",
+}
+# Emotrics measures as (key, name, unit), from the registry's "<key>_right" entries.
+EMOTRICS_MEASURES: tuple[tuple[str, str, str], ...] = tuple(
+    (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit)
+    for f in EMOTRICS_FEATURES if f.key.endswith("_right"))
+_COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
+
+
+# --- shared frame views ------------------------------------------------------------------------
+
+
+def emotrics_sides(features: np.ndarray) -> pd.DataFrame:
+    """One frame's (or a median's) Emotrics measures: measure, unit, right, left, difference."""
+    rows = []
+    for key, name, unit in EMOTRICS_MEASURES:
+        right, left = (float(features[_COLUMN[f"{key}_{s}"]]) for s in ("right", "left"))
+        rows.append({"measure": name, "unit": unit, "right": right, "left": left,
+                     "difference": abs(right - left)})
+    return pd.DataFrame(rows)
+
+
+def overlay_face(scored: ScoredMedia, t: int, landmarks: bool = True, lines: bool = True
+                 ) -> np.ndarray:
+    """Frame ``t``'s aligned face with the landmark dots and/or the line segments drawn on it."""
+    a = scored.analysis
+    out = a.rgb[t].copy()
+    if not a.has_face[t]:
+        return out
+    points = align(a.points[t], out.shape[0]).points
+    if lines:
+        out = overlay_line_segments(out, points)
+    if landmarks:
+        out = draw_landmarks(out, points)
+    return out
+
+
+def image_modalities(scored: ScoredMedia, enabled: Sequence[str]) -> list[str]:
+    """The enabled image branches, the ones Grad-CAM can explain."""
+    return [m for m in scored.modalities if m in enabled and modality(m).kind == "image"]
+
+
+def cam_overlay(scored: ScoredMedia, t: int, key: str, enabled: Sequence[str]) -> np.ndarray:
+    """Grad-CAM of image branch ``key`` over the image that branch sees at frame ``t``."""
+    base = scored.analysis.rgb[t] if key == "rgb" else scored.analysis.lines[t]
+    return overlay_heatmap(base, grad_cam(scored.loaded, scored, t, key, enabled))
+
+
+def key_frames(score: SubsetScore, flags: Sequence[tuple[str, ...]], k: int = 3) -> list[int]:
+    """Up to ``k`` frames worth showing: the most and least palsy-like and the median one, from
+    frames without quality flags when there are any."""
+    p = score.p_frames
+    face = ~np.isnan(p)
+    good = face & np.array([not set(f) & UNRELIABLE_FLAGS for f in flags], dtype=bool)
+    idx = np.flatnonzero(good if good.any() else face)
+    if not len(idx):
+        return []
+    order = idx[np.argsort(p[idx], kind="stable")]
+    picks = (order[-1], order[len(order) // 2], order[0])
+    return list(dict.fromkeys(int(i) for i in picks))[:k]
+
+
+# --- per-frame table ---------------------------------------------------------------------------
+
+
+def frame_table(scored: ScoredMedia, enabled: Sequence[str]) -> pd.DataFrame:
+    """One row per analysed frame: time, quality, pose, P(palsy) fused over ``enabled`` and per
+    modality alone, P(affected side = left), and every Emotrics measure (mm, degrees, %)."""
+    a = scored.analysis
+    full = scored.score(enabled)
+    table = pd.DataFrame({
+        "frame": np.arange(a.n_frames),
+        "source_frame": a.frame_index,
+        "timestamp_s": a.timestamps,
+        "has_face": a.has_face,
+        "n_faces": a.n_faces,
+        "quality_flags": [";".join(f) for f in a.flags],
+        "yaw_deg": a.pose[:, 0], "pitch_deg": a.pose[:, 1], "roll_deg": a.pose[:, 2],
+        "p_fused": full.p_frames,
+    })
+    for m in scored.modalities:
+        table[f"p_{m}"] = scored.score((m,)).p_frames
+    table["p_left"] = full.p_left_frames
+    for f in EMOTRICS_FEATURES:
+        table[f.key] = a.features[:, _COLUMN[f.key]]
+    return table
+
+
+# --- HTML report -------------------------------------------------------------------------------
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    """An RGB uint8 image as a ``data:image/png;base64,...`` URI."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pct(p: float | None) -> str:
+    return "n/a" if p is None or not np.isfinite(p) else f"{100 * p:.1f}%"
+
+
+def _num(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.2f}"
+
+
+def _rows(cells: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
+    """An HTML table; cells are already escaped HTML."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells)
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
+
+
+def _measures_table(features: np.ndarray) -> str:
+    df = emotrics_sides(features)
+    return _rows([[html.escape(r.measure), r.unit, _num(r.right), _num(r.left),
+                   _num(r.difference)] for r in df.itertuples()],
+                 ["measure", "unit", "right", "left", "|right - left|"])
+
+
+def _timeline_svg(score: SubsetScore, times: np.ndarray, width: int = 640, height: int = 160
+                  ) -> str:
+    """P(palsy) per frame as an inline SVG polyline with the decision threshold dashed."""
+    p = score.p_frames
+    ok = ~np.isnan(p)
+    if ok.sum() < 2:
+        return ""
+    span = float(times[-1] - times[0]) or 1.0
+    x = (times - times[0]) / span * (width - 20) + 10
+    y = (1 - p) * (height - 20) + 10
+    pts = " ".join(f"{xi:.1f},{yi:.1f}" for xi, yi, o in zip(x, y, ok, strict=True) if o)
+    ty = (1 - score.threshold) * (height - 20) + 10
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="P(palsy) per frame">'
+            f'<rect width="{width}" height="{height}" fill="#fafafa" stroke="#ccc"/>'
+            f'<line x1="10" x2="{width - 10}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" '
+            f'stroke-dasharray="4 3"/><polyline points="{pts}" fill="none" stroke="#c0392b" '
+            f'stroke-width="2"/></svg>')
+
+
+def _figure(uri: str, caption: str) -> str:
+    return (f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _key_frame(scored: ScoredMedia, score: SubsetScore, t: int, enabled: Sequence[str]) -> str:
+    a = scored.analysis
+    figures = [_figure(png_data_uri(overlay_face(scored, t)), "face with landmarks and lines"),
+               _figure(png_data_uri(a.lines[t]), "line-segment image")]
+    figures += [_figure(png_data_uri(cam_overlay(scored, t, m, enabled)),
+                        f"Grad-CAM: {modality(m).name}") for m in image_modalities(scored, enabled)]
+    flags = ", ".join(FLAG_NAMES.get(f, f) for f in a.flags[t]) or "none"
+    return (f"<section class='frame'><h3>Frame {t} at {a.timestamps[t]:.2f} s: P(palsy) "
+            f"{_pct(score.p_frames[t])}</h3><p>Quality flags: {html.escape(flags)}</p>"
+            f"<div class='figs'>{''.join(figures)}</div>{_measures_table(a.features[t])}</section>")
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;padding:0 1em}
+.disclaimer{background:#fff3cd;border:1px solid #e0c36a;padding:.8em 1em;border-radius:4px}
+.verdict{font-size:1.4em;font-weight:600} table{border-collapse:collapse;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left} th{background:#f4f4f4}
+.figs{display:flex;flex-wrap:wrap;gap:.8em} figure{margin:0} figcaption{font-size:.85em}
+img{width:224px;height:auto;image-rendering:auto}
+"""
+
+
+def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
+    """The whole report as one HTML document with no external resources."""
+    a = scored.analysis
+    score = scored.score(enabled)
+    names = {m: modality(m).name for m in scored.modalities}
+    quality: dict[str, int] = {}
+    for fl in a.flags:
+        for f in fl:
+            quality[f] = quality.get(f, 0) + 1
+    side = "n/a" if score.side is None else f"subject's {score.side}"
+    summary = [
+        ["File", html.escape(a.name)], ["Kind", a.kind],
+        ["Frames analysed", str(a.n_frames)], ["Frames with a face", str(int(a.has_face.sum()))],
+        ["Modalities used", html.escape(", ".join(names[m] for m in score.enabled))],
+        ["P(palsy)", _pct(score.p)], ["Decision threshold", _pct(score.threshold)],
+        ["Affected side", html.escape(side) + f" (P(left) {_pct(score.p_left)})"],
+        ["Quality flags", html.escape("; ".join(f"{FLAG_NAMES.get(k, k)}: {v} frame(s)"
+                                                for k, v in quality.items()) or "none")],
+    ]
+    per_modality = [[html.escape(names[m]), _pct(score.weights.get(m)),
+                     _pct(scored.score((m,)).p)] for m in scored.modalities]
+    good = a.has_face & np.array([not set(f) & UNRELIABLE_FLAGS for f in a.flags], dtype=bool)
+    rows = a.features[good if good.any() else a.has_face]
+    measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
+                f"{_measures_table(np.median(rows, axis=0))}" if len(rows) else "")
+    frames = "".join(_key_frame(scored, score, t, enabled)
+                     for t in key_frames(score, a.flags))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="disclaimer"><strong>{html.escape(DISCLAIMER)}</strong></p>
+<p class="verdict">{html.escape(score.verdict.capitalize())}: P(palsy) {_pct(score.p)}</p>
+{_rows(summary)}
+<h2>Per modality</h2>
+{_rows(per_modality, ["modality", "fusion weight", "P(palsy) alone"])}
+<h2>P(palsy) per frame</h2>{_timeline_svg(score, a.timestamps)}
+{measures}
+<h2>Key frames</h2>{frames or "<p>No frame with a face.</p>"}
+<p><small>palsy-fusion {__version__}, {stamp}. Left and right are the subject's own sides.
+Measurements use the iris diameter (11.7 mm) as the ruler.</small></p>
+</body></html>
+"""

@@ -1,0 +1,490 @@
+"""Live camera: LiveScorer on real face video frames, the WebRTC plumbing, and the Live page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.testing.v1 import AppTest
+
+from palsy_core import live
+from palsy_core.batches import Normaliser
+from palsy_core.checkpoint import save_checkpoint
+from palsy_core.line_segments import CONTOUR_COLOUR
+from palsy_core.live import LiveScorer
+from palsy_core.media import iter_video_frames
+from palsy_core.model import FusionModel, ModelConfig
+from palsy_core.registry import FRAME_FEATURES
+from palsy_core.scoring import load_model
+from ui.live import ICE_ENV, NO_ICE, SCORER_KEY, frame_callback, rtc_configuration
+
+ALL = ("rgb", "lines", "landmarks", "features")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small untrained fused model: scoring must work for any weights, trained or not."""
+    torch.manual_seed(0)
+    n = len(FRAME_FEATURES)
+    model = FusionModel(ModelConfig(n_features=n, image_size=48, depth="resnet10", embed_dim=32,
+                                    hidden_dim=32))
+    with torch.no_grad():  # unequal fusion weights, as after training
+        model.fusion_logits.copy_(torch.tensor([0.5, -0.5, 1.0, 0.0]))
+    norm = Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32))
+    return save_checkpoint(tmp_path_factory.mktemp("live_model") / "m.pt", model,
+                           {"normaliser": norm.to_dict(), "thresholds": {}, "threshold": 0.5})
+
+
+@pytest.fixture(scope="module")
+def loaded(model_file):
+    return load_model(model_file)
+
+
+@pytest.fixture(scope="module")
+def face_frames(pyfeat_dir):
+    """Real frames of a person talking to the camera (RGB uint8, 640x360)."""
+    return [f.rgb for f in iter_video_frames(pyfeat_dir / "WolfgangLanger_Pexels.mp4", 5.0, 5)]
+
+
+@pytest.fixture(scope="module")
+def empty_frames(pyfeat_dir):
+    return [f.rgb for f in iter_video_frames(pyfeat_dir / "no_face.mp4", 5.0, 3)]
+
+
+def _face_box(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The landmarks' bounding box plus 15% each side (construction lines overshoot a little)."""
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    margin = 0.15 * (hi - lo)
+    x0, y0 = np.floor(lo - margin).astype(int)
+    x1, y1 = np.ceil(hi + margin).astype(int)
+    return slice(max(y0, 0), min(y1, shape[0])), slice(max(x0, 0), min(x1, shape[1]))
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 20
+
+
+def test_rolling_score_and_overlays_on_a_real_face(loaded, face_frames, detector):
+    with LiveScorer(loaded, window=30, overlay="lines") as scorer:
+        assert scorer.modalities == ALL and scorer.enabled == ALL
+        p_frames = []
+        for i, rgb in enumerate(face_frames):
+            image, res = scorer.process(rgb, timestamp_s=0.2 * i)
+            assert image.shape == rgb.shape and image.dtype == np.uint8
+            assert "no_face" not in res.flags and res.p_frame is not None
+            p_frames.append(res.p_frame)
+            assert res.window_faces == i + 1
+            assert 0.0 < res.p_rolling < 1.0 and 0.0 < res.p_left_rolling < 1.0
+            assert res.fps > 0 and res.latency_ms > 0
+            assert res.enabled == ALL and res.threshold == 0.5
+            assert res.verdict in ("palsy suspected", "no palsy detected")
+        assert scorer.latest() == res
+        if not any(res.flags):  # unflagged frames: the rolling score is their plain mean
+            assert res.p_rolling == pytest.approx(np.mean(p_frames))
+
+        # Overlays draw on the face and nowhere else except the score banner (top left).
+        rgb = face_frames[-1]
+        ys, xs = _face_box(detector.detect(rgb).points, rgb.shape)
+        banner = np.zeros(rgb.shape[:2], bool)
+        banner[: rgb.shape[0] // 8, : rgb.shape[1] // 2] = True
+        face = np.zeros(rgb.shape[:2], bool)
+        face[ys, xs] = True
+        changed = {}
+        for overlay in ("lines", "landmarks", "none"):
+            scorer.set_overlay(overlay)
+            image, _ = scorer.process(rgb)
+            changed[overlay] = _changed(image, rgb)
+            assert not changed[overlay][~face & ~banner].any(), overlay
+            assert changed[overlay][banner].mean() > 0.05  # the darkened banner strip
+        assert changed["lines"][face & ~banner].mean() > 0.05
+        assert changed["landmarks"][face & ~banner].mean() > 0.05
+        assert not changed["none"][face & ~banner].any()
+
+
+def test_frames_without_a_face_are_flagged_and_skipped(loaded, face_frames, empty_frames):
+    with LiveScorer(loaded, window=30) as scorer:
+        for rgb in empty_frames:
+            image, res = scorer.process(rgb)
+            assert res.flags == ("no_face",) and res.p_frame is None
+            assert res.p_rolling is None and res.window_faces == 0
+            assert res.verdict == "no face in view" and res.side is None
+            assert image.shape == rgb.shape and res.fps > 0
+        _, res = scorer.process(face_frames[0])
+        with_face = res.p_rolling
+        assert with_face is not None and res.window_faces == 1
+        _, res = scorer.process(empty_frames[0])  # a face frame leaving view keeps its score
+        assert res.p_frame is None and res.p_rolling == with_face
+
+
+def test_window_forgets_old_frames(loaded, face_frames, empty_frames):
+    with LiveScorer(loaded, window=2) as scorer:
+        scorer.process(face_frames[0])
+        scorer.process(empty_frames[0])
+        _, res = scorer.process(empty_frames[1])
+        assert res.p_rolling is None and res.window_faces == 0
+
+
+def test_toggling_modalities_changes_the_score_of_the_same_frame(loaded, face_frames):
+    rgb = face_frames[0]
+    with LiveScorer(loaded) as scorer:
+        p_all = [scorer.process(rgb)[1].p_frame for _ in range(3)]
+        scorer.set_enabled(["lines"])
+        _, res = scorer.process(rgb)
+        assert res.enabled == ("lines",)
+        assert res.window_faces == 1  # the window restarted with the new subset
+        scorer.set_enabled(None)
+        p_all.append(scorer.process(rgb)[1].p_frame)
+        noise = np.ptp(p_all)  # tracking jitter on an identical frame
+        assert abs(res.p_frame - np.mean(p_all)) > 10 * noise + 1e-3
+        with pytest.raises(ValueError, match="at least one"):
+            scorer.set_enabled([])
+        with pytest.raises(ValueError, match="not available"):
+            scorer.set_enabled(["blendshapes"])  # the Face Mesh backend gives none
+        with pytest.raises(ValueError, match="overlay"):
+            scorer.set_overlay("heatmap")
+        assert scorer.enabled == ALL
+
+
+def test_toggles_from_another_thread_take_effect_between_frames(loaded, face_frames):
+    """The page toggles in the script thread while the WebRTC thread processes frames."""
+    subsets = [ALL, ("rgb",), ("lines", "features")]
+    results, errors = [], []
+    with LiveScorer(loaded) as scorer:
+        def stream():
+            try:
+                for rgb in face_frames * 2:
+                    results.append(scorer.process(rgb)[1])
+            except Exception as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        worker = threading.Thread(target=stream)
+        worker.start()
+        i = 0
+        while worker.is_alive():
+            scorer.set_enabled(subsets[i % 3])
+            scorer.set_overlay(("lines", "landmarks", "none")[i % 3])
+            i += 1
+            worker.join(timeout=0.01)
+    assert not errors
+    assert len(results) == 2 * len(face_frames)
+    assert all(r.enabled in subsets and r.p_frame is not None for r in results)
+
+
+def test_detector_is_created_once_and_closed(loaded, face_frames, monkeypatch):
+    made = []
+    real = live.make_detector
+
+    def counting(*args, **kwargs):
+        det = real(*args, **kwargs)
+        made.append((args, kwargs, det))
+        return det
+
+    monkeypatch.setattr(live, "make_detector", counting)
+    scorer = LiveScorer(loaded)
+    for rgb in face_frames[:3]:
+        scorer.process(rgb)
+    scorer.set_enabled(["rgb"])
+    scorer.set_overlay("landmarks")
+    scorer.process(face_frames[3])
+    assert len(made) == 1
+    assert made[0][1] == {"tracking": True}  # a stream detector, following the face
+    scorer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        scorer.process(face_frames[0])
+    with pytest.raises(ValueError, match="overlay"):
+        LiveScorer(loaded, overlay="heatmap")
+
+
+def test_frame_callback_round_trips_video_frames(loaded, face_frames):
+    rgb = face_frames[0]
+    with LiveScorer(loaded) as scorer:
+        out = frame_callback(scorer)(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+        assert isinstance(out, av.VideoFrame)
+        image = out.to_ndarray(format="rgb24")
+        assert image.shape == rgb.shape
+        assert _changed(image, rgb).mean() > 0.005  # overlay and banner were drawn
+        assert scorer.latest().p_frame is not None
+
+
+# --- WebRTC configuration -----------------------------------------------------------------------
+
+STUN = {"urls": ["stun:stun.example.org:3478"]}
+TURN = {"urls": "turn:turn.example.org:3478", "username": "alice", "credential": "s3cr3t"}
+
+
+def test_rtc_configuration_is_offline_by_default():
+    config, origin = rtc_configuration(env={}, secrets={})
+    assert config == {"iceServers": []} and origin == NO_ICE
+
+
+def test_rtc_configuration_from_env_and_secrets():
+    turn = {**TURN, "urls": [TURN["urls"]]}
+    config, origin = rtc_configuration(env={ICE_ENV: json.dumps([STUN, TURN])}, secrets={})
+    assert config == {"iceServers": [STUN, turn]} and ICE_ENV in origin
+    config, origin = rtc_configuration(env={}, secrets={"ice_servers": [TURN]})
+    assert config == {"iceServers": [turn]} and "secrets" in origin
+    config, _ = rtc_configuration(env={ICE_ENV: json.dumps([STUN])},
+                                  secrets={"ice_servers": [TURN]})
+    assert config == {"iceServers": [STUN]}  # the environment wins
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("stun:x", "not valid JSON"),
+    ('{"urls": "stun:x"}', "must be a list"),
+    ('[{"url": "stun:x"}]', "'urls' entry"),
+    ('[{"urls": []}]', "urls must be a URL"),
+    ('[{"urls": "stun:x", "password": "p"}]', "unknown keys"),
+])
+def test_rtc_configuration_rejects_malformed_values(value, message):
+    with pytest.raises(ValueError, match=message):
+        rtc_configuration(env={ICE_ENV: value}, secrets={})
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_page(model_file, monkeypatch):
+    """The Live page under AppTest with the test model.
+
+    AppTest's mocked runtime has no session manager, which streamlit-webrtc looks up to detect
+    reruns; it treats "no session info" as running outside Streamlit, so that is what it gets.
+    """
+    import streamlit_webrtc.component
+
+    monkeypatch.setenv("PALSY_MODEL", str(model_file))
+    monkeypatch.delenv(ICE_ENV, raising=False)
+    monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
+    pages = []
+
+    def make() -> AppTest:
+        pages.append(AppTest.from_file("pages/2_Live.py", default_timeout=120))
+        return pages[-1]
+
+    yield make
+    for at in pages:
+        if SCORER_KEY in at.session_state:  # AppTest's session state has no .get
+            at.session_state[SCORER_KEY].close()
+
+
+def _connection_text(at) -> str:
+    return " ".join(m.value for m in at.expander[0].markdown)
+
+
+def test_live_page_loads_offline_and_toggles_update_the_scorer(live_page):
+    at = live_page().run()
+    assert not at.exception, at.exception
+    assert any("not a diagnostic device" in w.value for w in at.warning)
+    assert "**ICE servers:** none" in _connection_text(at)
+    scorer = at.session_state[SCORER_KEY]
+    assert scorer.enabled == ALL and scorer.overlay == "lines"
+    at.toggle(key="live_modality_rgb").set_value(False)
+    at.radio(key="live_overlay").set_value("landmarks")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state[SCORER_KEY] is scorer  # one scorer (and detector) per session
+    assert scorer.enabled == ("lines", "landmarks", "features") and scorer.overlay == "landmarks"
+
+
+def test_live_page_uses_configured_ice_servers(live_page, monkeypatch):
+    monkeypatch.setenv(ICE_ENV, json.dumps([STUN]))
+    at = live_page().run()
+    assert not at.exception, at.exception
+    assert "`stun:stun.example.org:3478`" in _connection_text(at)
+
+    monkeypatch.delenv(ICE_ENV)
+    at = live_page()
+    at.secrets["ice_servers"] = [TURN]
+    at.run()
+    assert not at.exception, at.exception
+    text = _connection_text(at)
+    assert "`turn:turn.example.org:3478`" in text and "secrets" in text
+    assert "s3cr3t" not in " ".join(m.value for m in at.markdown)  # credentials never shown
+
+    monkeypatch.setenv(ICE_ENV, "not json")
+    at = live_page().run()
+    assert not at.exception
+    assert any(ICE_ENV in e.value and "not valid JSON" in e.value for e in at.error)
+
+
+# --- end to end: a real server, a WebRTC peer streaming a real face video -----------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def live_server(model_file, tmp_path):
+    """``streamlit run app.py`` on a free localhost port with the test model; yields the port."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != ICE_ENV}
+    env["PALSY_MODEL"] = str(model_file)
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health") as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"server did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a WebRTC worker can hold up a graceful shutdown
+            proc.kill()
+            proc.wait()
+
+
+class _Browser:
+    """What the Streamlit frontend sends and reads over the websocket, reduced to this page."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.page_hash = ""
+        self.widgets: dict[str, object] = {}
+        self.seen: dict = {}
+
+    async def rerun(self) -> None:
+        msg = BackMsg()
+        msg.rerun_script.page_name = "Live"
+        msg.rerun_script.page_script_hash = self.page_hash
+        for wid, value in self.widgets.items():
+            state = msg.rerun_script.widget_states.widgets.add()
+            state.id = wid
+            if isinstance(value, bool):
+                state.bool_value = value
+            else:
+                state.json_value = json.dumps(value)
+        await self.ws.send(msg.SerializeToString())
+
+    async def read_run(self) -> dict:
+        """Elements of the next complete script run."""
+        seen: dict = {"metrics": {}, "toggles": {}, "exceptions": []}
+        while True:
+            fm = ForwardMsg()
+            fm.ParseFromString(await asyncio.wait_for(self.ws.recv(), timeout=120))
+            kind = fm.WhichOneof("type")
+            if kind == "navigation" and not self.page_hash:
+                self.page_hash = next(p.page_script_hash for p in fm.navigation.app_pages
+                                      if p.page_name == "Live")
+            elif kind == "script_finished":
+                self.seen = seen
+                return seen
+            elif kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
+                el = fm.delta.new_element
+                what = el.WhichOneof("type")
+                if what == "exception":
+                    seen["exceptions"].append(el.exception.message)
+                elif what == "component_instance":
+                    seen["component"] = el.component_instance.id
+                    answer = json.loads(el.component_instance.json_args).get("sdp_answer_json")
+                    seen["answer"] = json.loads(answer) if answer else None
+                elif what == "metric":
+                    seen["metrics"][el.metric.label] = el.metric.body
+                elif what == "checkbox":
+                    seen["toggles"][el.checkbox.label] = el.checkbox.id
+                elif what == "markdown" and "recent frames with a face" in el.markdown.body:
+                    seen["caption"] = el.markdown.body
+
+
+def _green_fraction(frame: np.ndarray) -> float:
+    """Share of pixels in the line-segment contour colour (absent from the source video)."""
+    return float(np.mean(np.all(np.abs(frame.astype(int) - CONTOUR_COLOUR) < 60, axis=-1)))
+
+
+async def _stream_session(port: int, video: Path) -> dict:
+    async with websockets.connect(f"ws://localhost:{port}/_stcore/stream",
+                                  subprotocols=["streamlit"], max_size=None) as ws:
+        browser = _Browser(ws)
+        await browser.rerun()
+        first = await browser.read_run()
+        assert not first["exceptions"], first["exceptions"]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # as the page: no ICE servers
+        pc.addTrack(MediaPlayer(str(video), loop=True).video)
+        received: deque[np.ndarray] = deque(maxlen=10)  # the latest frames back from the page
+        count, pulling = [0], []
+
+        @pc.on("track")
+        def on_track(track):
+            async def pull():
+                while True:
+                    received.append((await track.recv()).to_ndarray(format="rgb24"))
+                    count[0] += 1
+            pulling.append(asyncio.ensure_future(pull()))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
+        component = first["component"]
+        browser.widgets[component] = {"playing": False, "sdpOffer": offer}
+        await browser.rerun()
+        while not (await browser.read_run()).get("answer"):  # the server reruns to answer
+            pass
+        await pc.setRemoteDescription(RTCSessionDescription(**browser.seen["answer"]))
+        deadline = time.monotonic() + 60
+        while count[0] < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        browser.widgets[component] = {"playing": True, "sdpOffer": offer}
+        await browser.rerun()
+        playing = await browser.read_run()
+        browser.widgets[playing["toggles"]["RGB face"]] = False  # switch a modality off live
+        await browser.rerun()
+        toggled = await browser.read_run()
+        while "RGB face" in toggled.get("caption", "RGB face") and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)  # the scores shown are from frames scored after the toggle
+            await browser.rerun()
+            toggled = await browser.read_run()
+        for task in pulling:
+            task.cancel()
+        await pc.close()
+        return {"received": list(received), "count": count[0], "playing": playing,
+                "toggled": toggled}
+
+
+def test_live_stream_end_to_end_offline(live_server, pyfeat_dir, face_frames):
+    """A WebRTC peer (what the browser is) streams a real face video to the running page over
+    localhost with no ICE servers; the frames come back annotated and the page shows scores."""
+    out = asyncio.run(_stream_session(live_server, pyfeat_dir / "WolfgangLanger_Pexels.mp4"))
+    frames = out["received"]
+    assert out["count"] >= 20
+    assert frames[-1].shape == face_frames[0].shape
+    assert _green_fraction(face_frames[0]) < 0.001
+    assert np.median([_green_fraction(f) for f in frames]) > 0.003  # overlay drawn
+    for run in (out["playing"], out["toggled"]):
+        assert not run["exceptions"], run["exceptions"]
+        assert 0.0 < float(run["metrics"]["Rolling P(palsy)"]) < 1.0
+        assert float(run["metrics"]["Processing rate"].split()[0]) > 0
+        assert run["metrics"]["Verdict"] in ("palsy suspected", "no palsy detected")
+    assert "RGB face" in out["playing"]["caption"]
+    assert "RGB face" not in out["toggled"]["caption"]
+    assert "Line segments" in out["toggled"]["caption"]

@@ -1,0 +1,175 @@
+"""The Analyse and Ablation pages, driven with Streamlit's AppTest on real face media."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_test_model
+from streamlit.testing.v1 import AppTest
+
+from palsy_core.demo import SAMPLE_LABELS
+from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.scoring import ScoredMedia, load_model
+
+ANALYSE = "pages/1_Analyse.py"
+ABLATION = "pages/3_Ablation.py"
+TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    return make_test_model(tmp_path_factory.mktemp("page_model") / "m.pt")
+
+
+@pytest.fixture(autouse=True)
+def _use_test_model(monkeypatch, model_file):
+    monkeypatch.setenv("PALSY_MODEL", str(model_file))
+
+
+@pytest.fixture(scope="module")
+def photo(model_file, pyfeat_dir, detector) -> ScoredMedia:
+    analysis = analyse_media(pyfeat_dir / "single_face.jpg", "single_face.jpg", Settings(),
+                             detector=detector)
+    return ScoredMedia(load_model(model_file), analysis)
+
+
+def _metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert len(values) == 1, f"expected one metric {label!r}, got {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.1f}%"
+
+
+def test_analyse_page_loads_and_offers_upload_and_sample():
+    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("not a diagnostic device" in w.value for w in at.warning)
+    assert at.button(key="try_sample").label == "Try a sample"
+    assert any("try the sample" in i.value for i in at.info)
+    assert "analysis" not in at.session_state
+
+
+def test_sample_shows_both_faces_and_toggles_rescore_the_fused_result():
+    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT).run()
+    at.button(key="try_sample").click().run()
+    assert not at.exception
+    scored = at.session_state["analysis"]
+    samples = at.session_state["samples"]
+    assert scored is samples["palsy"]
+    assert at.session_state["analysis_name"] == SAMPLE_LABELS["palsy"]
+    assert samples["healthy"].analysis.has_face.all() and scored.analysis.has_face.all()
+    # Both faces side by side, each with its own verdict; the detail view shows the palsy one.
+    for key, sample in samples.items():
+        assert _metric(at, f"P(palsy) ({key})") == _pct(sample.score().p)
+        assert _metric(at, f"Verdict ({key})") == sample.score().verdict
+    before = _metric(at, "P(palsy)")
+    assert before == _pct(scored.score().p)
+    assert _metric(at, "Verdict") in ("palsy suspected", "no palsy detected")
+    assert at.slider(key="analyse_frame").max == scored.analysis.n_frames - 1
+
+    at.checkbox(key="analyse_mod_rgb").uncheck().run()
+    assert not at.exception
+    after = _metric(at, "P(palsy)")
+    assert after != before
+    assert after == _pct(scored.score(("lines", "landmarks", "features")).p)
+    assert at.session_state["enabled"] == ("lines", "landmarks", "features")
+
+    at.radio(key="explore_sample").set_value("healthy").run()
+    assert not at.exception
+    assert at.session_state["analysis"] is samples["healthy"]
+    assert _metric(at, "P(palsy)") == _pct(samples["healthy"].score(at.session_state["enabled"]).p)
+
+
+def test_analyse_page_shows_a_photo(photo):
+    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT)
+    at.session_state["analysis"] = photo
+    at.session_state["analysis_name"] = "single_face.jpg"
+    at.run()
+    assert not at.exception
+    assert any("Result: single_face.jpg" in s.value for s in at.subheader)
+    assert _metric(at, "P(palsy)") == _pct(photo.score().p)
+    assert "analyse_frame" not in [s.key for s in at.slider]  # one frame: nothing to scrub
+    assert any("one clear, frontal face" in s.value for s in at.success)
+
+
+def test_analyse_page_flags_frames_without_a_face(model_file, pyfeat_dir):
+    analysis = analyse_media(pyfeat_dir / "face_noface.mov", "face_noface.mov",
+                             Settings(sample_fps=2.0, max_frames=14))
+    missing = int((~analysis.has_face).sum())
+    assert 0 < missing < analysis.n_frames
+    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT)
+    at.session_state["analysis"] = ScoredMedia(load_model(model_file), analysis)
+    at.run()
+    assert not at.exception
+    assert any(f"no face found: {missing} of {analysis.n_frames} frames" in w.value
+               for w in at.warning)
+
+
+def test_ablation_page_without_an_analysis_offers_the_sample():
+    at = AppTest.from_file(ABLATION, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("not a diagnostic device" in w.value for w in at.warning)
+    assert any("No analysis in this session" in i.value for i in at.info)
+    assert at.button(key="ablation_sample").label == "Analyse the sample"
+    assert not at.metric
+
+
+def test_ablation_page_rescores_lists_every_subset_and_sweeps_severity(photo):
+    at = AppTest.from_file(ABLATION, default_timeout=TIMEOUT)
+    at.session_state["analysis"] = photo
+    at.session_state["analysis_name"] = "single_face.jpg"
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 ** len(photo.modalities) - 1
+    assert table[table.current == "✓"].n.tolist() == [len(photo.modalities)]
+    before = _metric(at, "P(palsy)")
+
+    at.checkbox(key="ablation_mod_lines").uncheck().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    current = table[table.current == "✓"]
+    assert len(current) == 1 and "Line segments" not in current.modalities.iloc[0]
+    assert _metric(at, "P(palsy)") != before
+
+    at.slider(key="sweep_steps").set_value(3)
+    at.button(key="run_sweep").click().run()
+    assert not at.exception
+    sweep = at.session_state["sweep"]
+    assert sweep.severities.tolist() == [0.0, 0.5, 1.0]
+    assert len(sweep.table) == 3 * (1 + len(photo.modalities))
+    assert all(f.has_face for f in sweep.frames)
+
+
+def _upload_script(name: str, data: bytes) -> None:
+    """Hands ``ui.analysis.analyse_upload`` an in-memory upload, as ``st.file_uploader`` would."""
+    import io
+
+    from palsy_core.pipeline import Settings
+    from ui.analysis import analyse_upload
+    from ui.common import get_model
+
+    class Upload(io.BytesIO):
+        pass
+
+    upload = Upload(data)
+    upload.name = name
+    analyse_upload(get_model(), upload, Settings(sample_fps=5.0, max_frames=8))
+
+
+def test_uploads_are_analysed_from_memory_and_bad_files_explained(pyfeat_dir):
+    data = (pyfeat_dir / "single_face.mp4").read_bytes()
+    at = AppTest.from_function(_upload_script, default_timeout=TIMEOUT,
+                               args=("clip.mp4", data)).run()
+    assert not at.exception and not at.error
+    scored = at.session_state["analysis"]
+    assert at.session_state["analysis_name"] == "clip.mp4"
+    assert scored.analysis.n_frames == 8 and scored.analysis.has_face.all()
+
+    bad = AppTest.from_function(_upload_script, default_timeout=TIMEOUT,
+                                args=("notes.mp4", b"just some text, not a video\n" * 10)).run()
+    assert not bad.exception
+    assert any(e.value.startswith("notes.mp4:") for e in bad.error)
+    assert "analysis" not in bad.session_state

@@ -1,0 +1,211 @@
+"""Home and Evaluation pages on a small model trained on real faces and their synthetic palsy."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.scoring import ScoredMedia, load_model
+from ui.evaluation import variant_label
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_PAGE = str(ROOT / "pages" / "4_Evaluation.py")
+PAGES = ("1_Analyse", "2_Live", "3_Ablation", "4_Evaluation")
+DISCLAIMER = "not a diagnostic device"
+TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, palsy_manifest) -> Path:
+    """A quickly trained model with real subject-grouped CV artifacts next to it (``m_cv/``)."""
+    out = tmp_path_factory.mktemp("model")
+    run = subprocess.run(
+        [sys.executable, "-m", "palsy_core", "train", "--manifest", str(palsy_manifest),
+         "--out", str(out / "m.pt"), "--cv", "groupkfold:2", "--epochs", "1",
+         "--image-size", "48", "--depth", "resnet10", "--synth-variants", "1",
+         "--cache", str(out / "cache")],
+        capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return out / "m.pt"
+
+
+@pytest.fixture
+def env(trained, tmp_path, monkeypatch) -> Path:
+    """The test model, a private extraction cache and a private temporary folder."""
+    monkeypatch.setenv("PALSY_MODEL", str(trained))
+    monkeypatch.setenv("PALSY_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return tmp_path
+
+
+def _specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _confusions(at: AppTest) -> list[tuple[str, list[list[int]]]]:
+    """(title, [[TN, FP], [FN, TP]] as written in the cells) of every confusion heatmap."""
+    return [(s["layout"]["title"]["text"].split("<br>")[0],
+             [[int(t.split("<br>")[0].split()[1]) for t in row] for row in s["data"][0]["text"]])
+            for s in _specs(at) if s["data"][0]["type"] == "heatmap"]
+
+
+def _disclaimed(at: AppTest) -> bool:
+    return any(DISCLAIMER in w.value for w in at.warning)
+
+
+def _run_own(at: AppTest) -> AppTest:
+    at.button(key="own_run").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_home_page_shows_the_model_card(env, trained, tmp_path):
+    # A copy of app.py beside stub pages: st.page_link only needs the files to exist, and the
+    # other pages are tested on their own.
+    (tmp_path / "pages").mkdir()
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
+    for page in PAGES:
+        (tmp_path / "pages" / f"{page}.py").write_text("import streamlit as st\n")
+    at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert _disclaimed(at)
+
+    loaded = load_model(trained)
+    weights = _specs(at)[0]["data"][0]
+    assert weights["y"] == ["RGB face", "Line segments", "Landmark coordinates",
+                            "Expression features"]
+    expected = loaded.model.fusion_logits.detach().softmax(0).tolist()
+    assert weights["x"] == pytest.approx(expected, abs=1e-6)
+    assert sum(weights["x"]) == pytest.approx(1.0)
+
+    fused = json.loads((trained.with_name("m_cv") / "metrics.json").read_text())["overall"]["fused"]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Fused F1"] == f"{fused['f1']:.3f}"
+    assert shown["Fused accuracy"] == f"{fused['accuracy']:.3f}"
+    assert shown["Files scored"] == str(fused["n"]) == "12"
+    assert [link.proto.page for link in at.get("page_link")] == [p[2:] for p in PAGES]
+
+
+def test_evaluation_page_shows_the_cv_artifacts(env, trained):
+    at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert _disclaimed(at)
+    cv_dir = trained.with_name("m_cv")
+    cv = json.loads((cv_dir / "metrics.json").read_text())
+    preds = pd.read_csv(cv_dir / "predictions.csv", dtype={"subject": str})
+
+    # One confusion matrix per variant (fused, subsets, unimodal and logistic baselines).
+    shown = dict(_confusions(at))
+    assert shown == {variant_label(n): m["confusion"] for n, m in cv["overall"].items()}
+    assert len(shown) == 14
+
+    roc = next(s for s in _specs(at) if s["layout"]["title"]["text"] == "ROC")
+    legend = [t["name"] for t in roc["data"] if t.get("showlegend", True)]
+    assert f"Fused (all modalities) (AUROC {cv['overall']['fused']['auroc']:.2f})" in legend
+    assert len(legend) == 1 + 5  # chance line, fused and the four single modalities
+
+    overall = at.dataframe[0].value
+    assert overall.loc["Fused (all modalities)", "F1"] == round(cv["overall"]["fused"]["f1"], 3)
+    sources = at.dataframe[1].value
+    assert set(sources.index) == {"pyfeat", "synthetic"}
+    subjects = at.dataframe[2].value
+    assert set(subjects.index) == set(preds["subject"]) and subjects["files"].sum() == 12
+    (tn, _), (_, tp) = cv["overall"]["fused"]["confusion"]
+    assert subjects["correct"].sum() == tn + tp
+
+
+def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
+        env, trained, palsy_manifest, detector):
+    folder = palsy_manifest.parent
+    (folder / "broken.mp4").write_text("not a video")
+    manifest = folder / "with_problems.csv"
+    manifest.write_text(palsy_manifest.read_text() + "broken.mp4,palsy,s7,,pyfeat\n"
+                        "missing.jpg,healthy,s8,,pyfeat\n")
+    at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
+    n_cv = len(_confusions(at))
+    at.text_input(key="own_manifest").input(str(folder / "nope.csv"))
+    _run_own(at)
+    assert any("cannot read manifest" in e.value for e in at.error)
+    assert "evaluation_own" not in at.session_state
+    at.text_input(key="own_manifest").input(f"  '{manifest}' ")
+    _run_own(at)
+
+    result = at.session_state["evaluation_own"]
+    assert set(result.errors) == {"broken.mp4", "missing.jpg"}
+    assert "not a video or photo" in result.errors["broken.mp4"]
+    assert result.errors["missing.jpg"] == "file not found"
+    shown = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert list(shown["file"]) == ["broken.mp4", "missing.jpg"]
+    fused = result.metrics["overall"]["fused"]
+    assert fused["n"] == 12 and fused["n_palsy"] == 6
+
+    # The page's score for a file is the one scoring that file directly gives.
+    row = result.predictions.set_index("path").loc["palsy_0.png"]
+    analysis = analyse_media(folder / "palsy_0.png", "palsy_0.png", Settings(), detector=detector)
+    assert row["p_fused"] == pytest.approx(ScoredMedia(load_model(trained), analysis).score().p,
+                                           abs=1e-5)
+    own = dict(_confusions(at)[n_cv:])
+    assert len(own) == len(result.names) == 9  # fused, four without-one, four single
+    assert own[variant_label("fused")] == fused["confusion"]
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_evaluation_of_uploaded_zip_is_confined_and_cleaned_up(env, palsy_manifest):
+    folder = palsy_manifest.parent
+    files = ("healthy_0.png", "palsy_0.png", "healthy_1.png", "palsy_1.png")
+    text = "path,label,subject,source\n" + "".join(
+        f"faces/{f},{f.split('_')[0]},s{f[-5]},mine\n" for f in files)
+    outside = str(folder / "healthy_2.png")  # a real file on this machine, not in the zip
+    text += f"{outside},healthy,s2,mine\n../../palsy_2.png,palsy,s2,mine\n"
+    data = _zip({"study/manifest.csv": text.encode(),
+                 **{f"study/faces/{f}": (folder / f).read_bytes() for f in files}})
+
+    at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
+    at.radio(key="own_mode").set_value("A zip with a manifest and its media").run()
+    at.file_uploader(key="own_zip").set_value(("mine.zip", data, "application/zip")).run()
+    _run_own(at)
+    result = at.session_state["evaluation_own"]
+    assert "mine.zip" in result.title
+    assert list(result.errors) == [outside, "../../palsy_2.png"]
+    assert all("outside the uploaded zip" in why for why in result.errors.values())
+    assert result.metrics["overall"]["fused"]["n"] == 4
+    assert result.metrics["per_source"].keys() == {"mine"}
+    # Neither the unpacked files nor their extraction cache outlive the evaluation.
+    assert [p for p in (env / "tmp").iterdir() if p.name.startswith("palsy-")] == []
+    assert not (env / "cache").exists()
+
+    bad = _zip({"manifest.csv": text.encode(), "../evil.png": b"x"})
+    at.file_uploader(key="own_zip").set_value(("bad.zip", bad, "application/zip")).run()
+    _run_own(at)
+    assert any("refused an unsafe zip" in e.value for e in at.error)
+    assert "../evil.png: '..' in the path" in at.code[0].value
+    assert "evaluation_own" not in at.session_state
+
+
+def test_config_keeps_the_dashboard_local():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == config["browser"]["serverAddress"] == "localhost"
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["browser"]["gatherUsageStats"] is False
+    assert 100 <= config["server"]["maxUploadSize"] <= 2000  # MB
+    assert config["theme"]["base"] == "light"

@@ -1,0 +1,291 @@
+"""Evaluation views shared by the Home and Evaluation pages.
+
+One ``EvaluationResult`` (metrics, predictions, variant names, unreadable files) feeds the same
+views whether it comes from the shipped model's cross-validation artifacts or from the user's own
+labelled data, so both are shown identically. Table and figure builders are plain functions;
+only ``show_evaluation`` and ``show_problem`` draw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+
+from palsy_core.bundle import rows_outside
+from palsy_core.curves import Curves, curves_for
+from palsy_core.evaluate import evaluate_rows, metrics_from_predictions
+from palsy_core.extract import extract_paths
+from palsy_core.manifest import LABELS, read_manifest
+from palsy_core.pipeline import Settings
+from palsy_core.registry import MODALITIES
+from palsy_core.scoring import LoadedModel
+
+PALETTE = qualitative.Plotly
+METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
+                  "accuracy": "accuracy", "auroc": "AUROC", "threshold": "threshold"}
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the evaluation views show for one set of labelled files."""
+
+    title: str
+    metrics: dict  # evaluate.metrics_from_predictions: overall, per_source, no_face
+    predictions: pd.DataFrame  # one row per file: path, subject, source, y, p_<v>, thr_<v>
+    names: list[str]  # variants in display order
+    errors: dict[str, str] = field(default_factory=dict)  # manifest path -> why it was unreadable
+
+    @property
+    def no_face(self) -> list[str]:
+        return [p for p in self.metrics.get("no_face", []) if p not in self.errors]
+
+
+def variant_label(name: str) -> str:
+    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
+    names = {m.key: m.name for m in MODALITIES}
+    prefix, _, rest = name.partition("_")
+    if name == "fused":
+        return "Fused (all modalities)"
+    if name in names:
+        return f"{names[name]} only"
+    if prefix == "without" and rest in names:
+        return f"Fused without {names[rest]}"
+    if prefix == "unimodal" and rest in names:
+        return f"Unimodal network: {names[rest]}"
+    if name == "logreg_features":
+        return "Logistic regression on expression features"
+    return name
+
+
+def fusion_weights(loaded: LoadedModel) -> dict[str, float]:
+    """The learned fusion weights with every modality on (softmax of the fusion logits)."""
+    weights = loaded.model.fusion_logits.detach().softmax(0).tolist()
+    return dict(zip(loaded.modalities, weights, strict=True))
+
+
+def weights_figure(weights: dict[str, float]) -> go.Figure:
+    """Horizontal bars of the fusion weights, labelled with the modality names."""
+    names = {m.key: m.name for m in MODALITIES}
+    fig = go.Figure(go.Bar(x=list(weights.values()), y=[names.get(k, k) for k in weights],
+                           orientation="h", text=[f"{w:.2f}" for w in weights.values()],
+                           marker_color=PALETTE[0]))
+    fig.update_layout(xaxis_title="fusion weight", yaxis_autorange="reversed", height=80 +
+                      40 * len(weights), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def cv_dir_for(model: Path) -> Path:
+    """Where ``python -m palsy_core train`` writes a model's CV artifacts: ``NAME_cv/``."""
+    return model.with_name(model.stem + "_cv")
+
+
+def load_cv(cv_dir: Path) -> EvaluationResult | None:
+    """The CV artifacts in ``cv_dir`` (metrics.json + predictions.csv), None when absent."""
+    metrics_file, preds_file = cv_dir / "metrics.json", cv_dir / "predictions.csv"
+    if not (metrics_file.is_file() and preds_file.is_file()):
+        return None
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    predictions = pd.read_csv(preds_file, dtype={"subject": str, "source": str, "path": str})
+    title = f"Cross-validation ({metrics.get('cv', 'unknown scheme')}) of `{cv_dir.name}`"
+    return EvaluationResult(title, metrics, predictions, list(metrics["overall"]))
+
+
+def evaluate_manifest(
+    manifest: Path,
+    loaded: LoadedModel,
+    settings: Settings,
+    cache_dir: Path | None = None,
+    confine_to: Path | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    title: str | None = None,
+) -> EvaluationResult:
+    """Score a labelled manifest with ``loaded``; missing or unreadable files are listed with
+    their reasons while the rest are scored.
+
+    ``confine_to`` refuses rows outside that folder (uploaded bundles). ``on_progress(done, total,
+    name)`` is called after each file. Raises ManifestError for a manifest that cannot be used.
+    """
+    rows = read_manifest(manifest, check_files=False)
+    refused = rows_outside(rows, confine_to) if confine_to is not None else {}
+    refused |= {r.path: "file not found" for r in rows
+                if r.path not in refused and not r.path.is_file()}
+    todo = [r.path for r in rows if r.path not in refused]
+    done = 0
+
+    def step(path: Path, _result, _error) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, len(todo), path.name)
+
+    report = extract_paths(todo, settings, cache_dir, progress=False, on_done=step)
+    errors = {**refused, **report.errors}
+    df, names = evaluate_rows(rows, report.results, errors, loaded)
+    return EvaluationResult(title or f"`{manifest.name}`", metrics_from_predictions(df, names),
+                            df, names,
+                            {r.rel: errors[r.path] for r in rows if r.path in errors})
+
+
+def metrics_table(block: dict, names: list[str]) -> pd.DataFrame:
+    """One row per variant: files, precision, recall, F1, accuracy, AUROC, mean threshold."""
+    rows = {variant_label(n): {label: block[n].get(k) for k, label in METRIC_COLUMNS.items()}
+            for n in names if n in block}
+    return pd.DataFrame.from_dict(rows, orient="index").apply(pd.to_numeric).round(3)
+
+
+def per_source_table(metrics: dict, name: str) -> pd.DataFrame:
+    """One row per source for variant ``name`` (from ``metrics['per_source']``)."""
+    rows = {src: {label: block[name].get(k) for k, label in METRIC_COLUMNS.items()}
+            for src, block in metrics.get("per_source", {}).items() if name in block}
+    return pd.DataFrame.from_dict(rows, orient="index").apply(pd.to_numeric).round(3)
+
+
+def per_subject_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One row per subject for variant ``name``, least accurate first.
+
+    A file counts as correct when its P(palsy) vs its own threshold matches its label; files
+    without a score (no face, unreadable) are counted but never correct.
+    """
+    p = df[f"p_{name}"].astype(float)
+    thr = df[f"thr_{name}"].astype(float) if f"thr_{name}" in df else 0.5
+    scored = p.notna()
+    pred = scored & (p >= thr)
+    t = pd.DataFrame({"subject": df["subject"].astype(str),
+                      "source": df["source"].fillna("").astype(str), "y": df["y"],
+                      "scored": scored, "pred": pred,
+                      "correct": scored & (pred.astype(int) == df["y"]), "p": p})
+    g = t.groupby("subject", sort=True)
+    out = pd.DataFrame({
+        "sources": g["source"].agg(lambda s: ", ".join(sorted(set(s) - {""}))),
+        "files": g.size(), "scored": g["scored"].sum(), "labelled palsy": g["y"].sum(),
+        "predicted palsy": g["pred"].sum(), "correct": g["correct"].sum(),
+        "mean P(palsy)": g["p"].mean().round(3),
+    })
+    out["accuracy"] = (out["correct"] / out["scored"].where(out["scored"] > 0)).round(3)
+    return out.sort_values(["accuracy", "files"], ascending=[True, False], na_position="first")
+
+
+def confusion_figure(m: dict, title: str) -> go.Figure:
+    """A 2x2 heatmap, coloured by the share of each true class, with the counts written in."""
+    z = np.asarray(m["confusion"], dtype=float)
+    rows = z.sum(axis=1, keepdims=True)
+    share = np.divide(z, rows, out=np.zeros_like(z), where=rows > 0)
+    cell = (("TN", "FP"), ("FN", "TP"))
+    text = [[f"{cell[i][j]} {int(z[i, j])}<br>{100 * share[i, j]:.0f}%" for j in range(2)]
+            for i in range(2)]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=list(LABELS), y=list(LABELS), text=text, texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    fig.update_layout(
+        title={"text": f"{title}<br><sup>F1 {m['f1']:.2f} · accuracy {m['accuracy']:.2f} · "
+                       f"n {m['n']}</sup>", "font": {"size": 14}},
+        xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+        height=290, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    return fig
+
+
+def _curve_figure(curves: dict[str, Curves], roc: bool) -> go.Figure:
+    fig = go.Figure()
+    if roc:
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                 line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+    elif curves:
+        first = next(iter(curves.values()))
+        rate = first.n_palsy / first.n
+        fig.add_trace(go.Scatter(x=[0, 1], y=[rate, rate], mode="lines", name="chance",
+                                 line={"dash": "dot", "color": "grey"}, hoverinfo="skip"))
+    for i, (name, c) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        label = variant_label(name)
+        x, y = (c.fpr, c.tpr) if roc else (c.recall, c.precision)
+        px, py = (c.point_fpr, c.point_tpr) if roc else (c.point_tpr, c.point_precision)
+        score = f"AUROC {c.auroc:.2f}" if roc else f"AP {c.average_precision:.2f}"
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{label} ({score})",
+                                 legendgroup=name, line={"color": colour,
+                                                         "shape": "linear" if roc else "vh"}))
+        fig.add_trace(go.Scatter(
+            x=[px], y=[py], mode="markers", legendgroup=name, showlegend=False,
+            marker={"color": colour, "size": 10, "line": {"color": "white", "width": 1}},
+            hovertemplate=f"{label} at its threshold: %{{x:.2f}}, %{{y:.2f}}<extra></extra>"))
+    xt, yt = ("false positive rate", "true positive rate (recall)") if roc else (
+        "recall", "precision")
+    fig.update_layout(
+        title="ROC" if roc else "Precision-recall", xaxis_title=xt, yaxis_title=yt, height=460,
+        xaxis_range=[-0.02, 1.02], yaxis_range=[-0.02, 1.02],
+        legend={"orientation": "h", "y": -0.2}, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def roc_figure(curves: dict[str, Curves]) -> go.Figure:
+    """ROC curves with each variant's operating point (its thresholds) as a dot."""
+    return _curve_figure(curves, roc=True)
+
+
+def pr_figure(curves: dict[str, Curves]) -> go.Figure:
+    """Precision-recall curves (step-wise, as average precision integrates them) with dots."""
+    return _curve_figure(curves, roc=False)
+
+
+def show_problem(exc: Exception) -> None:
+    """An error whose first line is the summary and the rest a list (bad rows, bad members)."""
+    head, _, rest = str(exc).partition("\n")
+    st.error(head)
+    if rest:
+        st.code(rest, language=None)
+
+
+def show_evaluation(result: EvaluationResult, key: str) -> None:
+    """All evaluation views of one result; ``key`` keeps widget keys apart between results."""
+    overall = result.metrics.get("overall", {})
+    names = [n for n in result.names if n in overall]
+    st.markdown(f"**{result.title}**: {result.metrics.get('n_files', len(result.predictions))} "
+                f"files, {len(result.no_face)} without a face, {len(result.errors)} unreadable.")
+    if result.errors:
+        st.error(f"{len(result.errors)} file(s) could not be read and were left out:")
+        st.dataframe(pd.DataFrame({"file": list(result.errors), "reason": list(
+            result.errors.values())}), hide_index=True, key=f"{key}_errors")
+    if result.no_face:
+        st.warning(f"No face found in {len(result.no_face)} file(s), not scored: "
+                   + ", ".join(result.no_face))
+    if not names:
+        st.warning("No file could be scored, so there are no metrics to show.")
+        return
+    st.dataframe(metrics_table(overall, names), key=f"{key}_metrics")
+
+    st.subheader("Confusion matrices")
+    st.caption("Rows are the true class, columns the prediction; colour is the share of each "
+               "true class. Thresholds are the model's own (per fold in cross-validation).")
+    chosen = st.multiselect("Variants", names, default=names, format_func=variant_label,
+                            key=f"{key}_cm")
+    cols = st.columns(4)
+    for i, name in enumerate(chosen):
+        with cols[i % 4]:
+            st.plotly_chart(confusion_figure(overall[name], variant_label(name)),
+                            key=f"{key}_cm_{name}")
+
+    st.subheader("ROC and precision-recall curves")
+    singles = [n for n in names if n == "fused" or n in {m.key for m in MODALITIES}]
+    picked = st.multiselect("Variants", names, default=singles, format_func=variant_label,
+                            key=f"{key}_curves")
+    curves = curves_for(result.predictions, picked)
+    if curves:
+        left, right = st.columns(2)
+        left.plotly_chart(roc_figure(curves), key=f"{key}_roc")
+        right.plotly_chart(pr_figure(curves), key=f"{key}_pr")
+        st.caption("Dots mark where each variant operates at its thresholds.")
+    else:
+        st.info("Curves need scored files of both classes (healthy and palsy).")
+
+    st.subheader("Per source and per subject")
+    name = st.selectbox("Variant", names, format_func=variant_label, key=f"{key}_table")
+    st.dataframe(per_source_table(result.metrics, name), key=f"{key}_sources")
+    st.dataframe(per_subject_table(result.predictions, name), key=f"{key}_subjects")
