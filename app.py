@@ -23,7 +23,7 @@ PAGES = (
      "Cross-validated metrics, curves, and scoring your own labelled data."),
 )
 
-st.set_page_config(page_title="palsy-fusion", page_icon=":material/face:", layout="wide")
+st.set_page_config(page_title="palsy-fusion", page_icon="🩺", layout="wide")
 st.title("palsy-fusion")
 disclaimer()
 st.markdown(

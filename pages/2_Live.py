@@ -79,13 +79,13 @@ def live_scores() -> None:
     if result is None:
         st.info("Start the camera to see the rolling P(palsy), verdict and frame rate.")
         return
-    cols = st.columns(4)
-    cols[0].metric("Rolling P(palsy)",
-                   "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
-    cols[1].metric("Verdict", result.verdict)
-    cols[2].metric("Affected side", result.side or "–")
-    cols[3].metric("Processing rate", f"{result.fps:.1f} fps",
-                   help=f"this frame took {result.latency_ms:.0f} ms")
+    top, bottom = st.columns(2), st.columns(2)  # 2 x 2: the controls column is narrow
+    top[0].metric("Rolling P(palsy)",
+                  "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
+    top[1].metric("Verdict", result.verdict)
+    bottom[0].metric("Affected side", result.side or "–")
+    bottom[1].metric("Processing rate", f"{result.fps:.1f} fps",
+                     help=f"this frame took {result.latency_ms:.0f} ms")
     names = ", ".join(modality(m).name for m in result.enabled)
     flags = ", ".join(result.flags) or "none"
     st.caption(f"{result.window_faces} recent frames with a face · threshold "

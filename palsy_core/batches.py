@@ -49,13 +49,21 @@ class FrameArrays:
                              for k in ("rgb", "lines", "landmarks", "features")), blend)
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Area-resample (N, H, W, 3) uint8 images to ``size`` (a no-op when already that size)."""
+def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Area-resample (N, H, W, 3) uint8 images, or only ``rows`` of them, to ``size``.
+
+    Without ``rows`` an input already that size is returned as is; selected rows are resampled
+    one by one, so a subset of a long video is never first copied at full size.
+    """
+    if rows is None:
+        if images.shape[1] == size:
+            return images
+        rows = np.arange(len(images))
     if images.shape[1] == size:
-        return images
-    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for i, im in enumerate(images):
-        out[i] = cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+        return images[rows]
+    out = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        out[i] = cv2.resize(images[row], (size, size), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -94,6 +102,21 @@ def mirror_arrays(arrays: FrameArrays) -> FrameArrays:
     )
 
 
+def _image_tensor(images: np.ndarray, mean: np.ndarray | None = None,
+                  std: np.ndarray | None = None) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32: ``x / 255``, then ``(x - mean) / std``.
+
+    Made channels-first in the conversion to float and computed in place: the same arithmetic
+    as on the float image, without its temporaries and the copy that reorders it.
+    """
+    x = images.transpose(0, 3, 1, 2).astype(np.float32, order="C")
+    x /= 255.0
+    if mean is not None:
+        x -= mean[:, None, None]
+        x /= std[:, None, None]
+    return torch.from_numpy(x)
+
+
 def to_inputs(
     arrays: FrameArrays,
     normaliser: Normaliser,
@@ -103,11 +126,9 @@ def to_inputs(
     """Model inputs for the requested modalities only (others are not even converted)."""
     out: dict[str, torch.Tensor] = {}
     if "rgb" in modalities:
-        x = (arrays.rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        out["rgb"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+        out["rgb"] = _image_tensor(arrays.rgb, IMAGENET_MEAN, IMAGENET_STD)
     if "lines" in modalities:
-        x = arrays.lines.astype(np.float32) / 255.0
-        out["lines"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+        out["lines"] = _image_tensor(arrays.lines)
     if "landmarks" in modalities:
         out["landmarks"] = torch.from_numpy(np.nan_to_num(arrays.landmarks).astype(np.float32))
     if "features" in modalities:

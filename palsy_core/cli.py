@@ -42,11 +42,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .extract import extract_paths
+    from .extract import extract_paths, frame_cap_reached
 
-    rows = read_manifest(args.manifest)
+    rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     settings = settings_from_args(args)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     report = extract_paths([r.path for r in rows], settings, cache_dir=out / "cache")
     index = out / "index.csv"
     with open(index, "w", newline="", encoding="utf-8") as fh:
@@ -65,6 +66,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
           f"({report.cache_hits} from cache) into {out}; index: {index}")
     if no_face:
         print(f"no face found in {len(no_face)} file(s): " + ", ".join(no_face))
+    capped = [r.rel for r in rows if r.path in report.results
+              and frame_cap_reached(report.results[r.path], settings)]
+    if capped:
+        print(f"stopped at the frame cap (--max-frames {settings.max_frames}) in {len(capped)} "
+              "video(s); their later frames were not analysed: " + ", ".join(capped))
     for path, err in report.errors.items():
         print(f"FAILED {path}: {err}", file=sys.stderr)
     return 1 if report.errors and args.strict else 0
@@ -137,18 +143,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .scoring import load_model
 
     loaded = load_model(args.model)
-    rows = read_manifest(args.manifest)
+    rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     report = _extract_rows(rows, settings_from_args(args), args.cache)
     df, names = evaluate_rows(rows, report.results, report.errors, loaded)
     metrics = write_artifacts(df, names, Path(args.out), {"model": str(args.model)})
     fused = metrics["overall"].get("fused", {})
+    no_face = len(metrics["no_face"]) - len(report.errors)  # "no_face" lists unreadable files too
     print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
-          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {len(metrics['no_face'])}"
+          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {no_face}"
           f"; unreadable {len(report.errors)}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .extract import frame_cap_reached
     from .landmarks import make_detector
     from .media import MediaError
     from .pipeline import analyse_media
@@ -169,7 +177,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     print(f"{name}: ERROR {exc}", flush=True)
                 continue
             sc = summary(ScoredMedia(loaded, analysis), report_subsets(loaded.modalities))
-            record = {"path": name, **{k: _clean(v) for k, v in sc.items()}}
+            record = {"path": name, **{k: _clean(v) for k, v in sc.items()},
+                      "frame_cap_reached": frame_cap_reached(analysis, settings)}
             if args.json:
                 print(json.dumps(record), flush=True)
             else:
@@ -177,9 +186,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 side = f", affected side: {record['side']}" if record["side"] else ""
                 prob = f" (P(palsy) = {p:.2f})" if p is not None else ""
                 quality = ", ".join(f"{k}: {v}" for k, v in record["quality"].items()) or "ok"
+                cap = (f" (stopped at the frame cap, --max-frames {settings.max_frames}: later "
+                       "frames not analysed)" if record["frame_cap_reached"] else "")
                 print(f"{name}: {record['verdict']}{prob}{side}; "
-                      f"{record['face_frames']}/{record['frames_analysed']} frames with a face; "
-                      f"quality flags: {quality}", flush=True)
+                      f"{record['face_frames']}/{record['frames_analysed']} frames with a face"
+                      f"{cap}; quality flags: {quality}", flush=True)
     return status
 
 
@@ -226,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", nargs="+", choices=MODALITY_KEYS,
                    help="modalities to train (default: all four)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--image-size", type=int, help="side of the image-branch inputs (default 96)")
+    p.add_argument("--image-size", type=int, help="side of the image-branch inputs (default 64)")
     p.add_argument("--depth", choices=["resnet10", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--backbone-weights", help="imagenet | PATH to a ResNet state dict "
                                               "(default: random initialisation)")
@@ -263,12 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input ends with a one-line reason on stderr, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal still gets every file name
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError
 
     try:
         return args.func(args)
-    except (ManifestError, CheckpointError) as exc:
+    except (ManifestError, CheckpointError, OSError) as exc:  # OSError: e.g. an unwritable --out
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -22,8 +22,9 @@ from .model import FusionModel
 from .pipeline import MediaAnalysis
 from .scoring import LoadedModel, ScoredMedia
 
-# Dashboard sessions share one model; a hook added by one thread would also fire on another's
-# forward pass, so hooked passes run one at a time.
+# Dashboard sessions share one model, and a hook fires on every thread's forward pass (another
+# session's scoring included): it keeps only its own thread's activation, and hooked passes run
+# one at a time.
 _HOOK_LOCK = threading.Lock()
 
 
@@ -39,8 +40,14 @@ def cam_from_inputs(
                          f"{list(enabled)}")
     layer = model.cam_layer(modality)
     captured: list[Tensor] = []
+    owner = threading.get_ident()
+
+    def keep(_module, _inputs, out: Tensor) -> None:
+        if threading.get_ident() == owner:
+            captured.append(out)
+
     with _HOOK_LOCK:
-        handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        handle = layer.register_forward_hook(keep)
         try:
             with torch.enable_grad():
                 logit = model(inputs, enabled=enabled).palsy_logit

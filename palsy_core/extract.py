@@ -8,6 +8,8 @@ setting (or the extraction code version) never reuses stale values.
 from __future__ import annotations
 
 import hashlib
+import logging
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,13 @@ from .manifest import ManifestRow
 from .media import MediaError, media_kind
 from .pipeline import MediaAnalysis, Settings, analyse_media
 from .samples import cache_root
+
+log = logging.getLogger(__name__)
+
+
+def frame_cap_reached(analysis: MediaAnalysis, settings: Settings) -> bool:
+    """Whether a video's analysis stopped at ``settings.max_frames`` (later frames unread)."""
+    return analysis.kind == "video" and 0 < settings.max_frames <= analysis.n_frames
 
 
 def default_cache_dir() -> Path:
@@ -41,11 +50,19 @@ def extract_file(
     path: Path, settings: Settings, cache_dir: Path, detector=None
 ) -> tuple[MediaAnalysis, bool]:
     """The file's modalities and whether they came from the cache (name refreshed from ``path``)."""
-    target = cache_path(cache_dir, file_digest(path), settings)
+    try:
+        digest = file_digest(path)
+    except OSError as exc:
+        raise MediaError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from exc
+    target = cache_path(cache_dir, digest, settings)
     if target.exists():
-        result = MediaAnalysis.load(target)
-        result.name = str(path)
-        return result, True
+        try:
+            result = MediaAnalysis.load(target)
+        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            log.warning("%s: unreadable cache entry %s (%s); extracting again", path, target, exc)
+        else:
+            result.name = str(path)
+            return result, True
     result = analyse_media(path, str(path), settings, detector=detector)
     result.save(target)
     return result, False

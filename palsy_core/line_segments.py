@@ -33,6 +33,8 @@ _SHIFT = 4  # cv2 fixed-point bits: sub-pixel endpoints keep the drawing mirror-
 _CONTOUR_EDGES = np.array(sorted(set().union(*CONTOURS.values())), dtype=np.int64)
 _PAIRS = np.array(list(BILATERAL_PAIRS.values()), dtype=np.int64)
 
+Box = tuple[slice, slice]  # rows and columns of a canvas
+
 
 def _check_points(points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64)
@@ -55,12 +57,16 @@ def _interocular(xy: np.ndarray) -> float:
     return dist
 
 
-def _fixed(p: np.ndarray) -> tuple[int, int]:
-    return round(float(p[0]) * (1 << _SHIFT)), round(float(p[1]) * (1 << _SHIFT))
+def _fixed(points: np.ndarray) -> np.ndarray:
+    """cv2 fixed-point coordinates (round half to even, like Python's ``round``)."""
+    return np.rint(np.asarray(points, dtype=np.float64) * (1 << _SHIFT)).astype(np.int32)
 
 
-def _line(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, colour: tuple, thickness: int) -> None:
-    cv2.line(canvas, _fixed(a), _fixed(b), colour, thickness, cv2.LINE_AA, _SHIFT)
+def _segments(canvas: np.ndarray, segments: np.ndarray, colour: tuple, thickness: int) -> None:
+    """Draw (K, 2, 2) segments in order; one ``polylines`` call draws each 2-point polyline
+    exactly as ``cv2.line`` would (same end caps), without a Python call per segment."""
+    if len(segments):
+        cv2.polylines(canvas, _fixed(segments), False, colour, thickness, cv2.LINE_AA, _SHIFT)
 
 
 def _midline(xy: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,27 +83,56 @@ def _midline(xy: np.ndarray, interocular: float) -> tuple[np.ndarray, np.ndarray
     return centre + lo * direction, centre + hi * direction
 
 
-def _render(canvas: np.ndarray, xy: np.ndarray) -> None:
-    """Draw contours, then construction lines, then the midline, in place on ``canvas``."""
-    interocular = _interocular(xy)
-    thickness = max(1, round(THICKNESS_PER_INTEROCULAR * interocular))
-    for i, j in _CONTOUR_EDGES:
-        _line(canvas, xy[i], xy[j], CONTOUR_COLOUR, thickness)
+def _construction(xy: np.ndarray, interocular: float) -> np.ndarray:
+    """(K, 2, 2) bilateral construction lines, each extended beyond both landmarks."""
+    lines = []
     for right, left in _PAIRS:
         a, b = xy[right], xy[left]
         span = np.linalg.norm(b - a)
         if span < 1e-6:
             continue  # coincident pair (collapsed face): no direction to draw
         ext = (b - a) / span * CONSTRUCTION_EXTENSION * interocular
-        _line(canvas, a - ext, b + ext, CONSTRUCTION_COLOUR, thickness)
-    _line(canvas, *_midline(xy, interocular), MIDLINE_COLOUR, thickness)
+        lines.append((a - ext, b + ext))
+    return np.array(lines, dtype=np.float64).reshape(-1, 2, 2)
 
 
-def _composite(rgb: np.ndarray, layer: np.ndarray, alpha: float) -> np.ndarray:
-    """Blend a drawing made on black over ``rgb``, weighting by anti-aliasing coverage."""
-    coverage = layer.max(axis=2, keepdims=True).astype(np.float32) / 255.0
-    out = rgb * (1.0 - alpha * coverage) + alpha * layer.astype(np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+def _render(canvas: np.ndarray, xy: np.ndarray) -> Box:
+    """Draw contours, then construction lines, then the midline, in place on ``canvas``.
+
+    Returns the rows and columns of ``canvas`` that can hold drawn pixels (every segment end
+    plus the line width and a pixel of anti-aliasing), so compositing can skip the rest.
+    """
+    interocular = _interocular(xy)
+    thickness = max(1, round(THICKNESS_PER_INTEROCULAR * interocular))
+    groups = ((xy[_CONTOUR_EDGES], CONTOUR_COLOUR),
+              (_construction(xy, interocular), CONSTRUCTION_COLOUR),
+              (np.array([_midline(xy, interocular)]), MIDLINE_COLOUR))
+    for segments, colour in groups:
+        _segments(canvas, segments, colour, thickness)
+    ends = np.concatenate([segments.reshape(-1, 2) for segments, _ in groups])
+    return _box(canvas, ends, thickness)
+
+
+def _box(canvas: np.ndarray, points: np.ndarray, reach: float) -> Box:
+    """Canvas slices covering ``points`` grown by ``reach`` pixels plus an anti-aliasing margin."""
+    lo = np.floor(points.min(axis=0) - reach - 2).astype(int)
+    hi = np.ceil(points.max(axis=0) + reach + 3).astype(int)
+    h, w = canvas.shape[:2]
+    return (slice(min(max(lo[1], 0), h), min(max(hi[1], 0), h)),
+            slice(min(max(lo[0], 0), w), min(max(hi[0], 0), w)))
+
+
+def _composite(rgb: np.ndarray, layer: np.ndarray, alpha: float, box: Box) -> np.ndarray:
+    """Blend a drawing made on black over ``rgb``, weighting by anti-aliasing coverage.
+
+    Only ``box`` is blended: elsewhere the layer is black, where the blend returns ``rgb``.
+    """
+    out = rgb.copy()
+    part, ink = rgb[box], layer[box]
+    coverage = ink.max(axis=2, keepdims=True).astype(np.float32) / 255.0
+    blend = part * (1.0 - alpha * coverage) + alpha * ink.astype(np.float32)
+    out[box] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return out
 
 
 def draw_line_segments(points: np.ndarray, size: int = 224) -> np.ndarray:
@@ -115,8 +150,8 @@ def overlay_line_segments(rgb: np.ndarray, points: np.ndarray, alpha: float = 0.
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     layer = np.zeros_like(rgb)
-    _render(layer, _check_points(points))
-    return _composite(rgb, layer, alpha)
+    box = _render(layer, _check_points(points))
+    return _composite(rgb, layer, alpha, box)
 
 
 def draw_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -125,6 +160,6 @@ def draw_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     xy = _check_points(points)
     radius = max(1, round(DOT_RADIUS_PER_INTEROCULAR * _interocular(xy)))
     layer = np.zeros_like(rgb)
-    for p in xy:
-        cv2.circle(layer, _fixed(p), radius << _SHIFT, LANDMARK_COLOUR, -1, cv2.LINE_AA, _SHIFT)
-    return _composite(rgb, layer, 1.0)
+    for x, y in _fixed(xy).tolist():
+        cv2.circle(layer, (x, y), radius << _SHIFT, LANDMARK_COLOUR, -1, cv2.LINE_AA, _SHIFT)
+    return _composite(rgb, layer, 1.0, _box(layer, xy, radius))

@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +28,7 @@ from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
 from .metrics import file_score
 from .pipeline import FrameResult, Settings, analyse_frame
-from .scoring import LoadedModel
+from .scoring import LoadedModel, ParallelEncoder, torch_threads
 
 Overlay = Literal["lines", "landmarks", "none"]
 OVERLAYS: tuple[str, ...] = ("lines", "landmarks", "none")
@@ -75,11 +74,11 @@ class LiveScorer:
 
     The tracking detector is built once here (never per frame) and released by :meth:`close`.
     ``task_model`` (a ``face_landmarker.task`` path) overrides ``settings.task_model``; with it the
-    blendshape modality becomes available when the model has one. ``torch_threads`` caps the
-    intra-op threads of the one-frame forward pass (None: torch's setting): a single small batch
-    gains little from threads, and when the cores are busy (MediaPipe, video codecs, other
-    sessions) their synchronisation makes it many times slower. The cap applies to the calling
-    thread only, for the duration of the pass.
+    blendshape modality becomes available when the model has one. The enabled encoders run side
+    by side (``scoring.ParallelEncoder``), and ``torch_threads`` caps the intra-op threads of
+    each (None: torch's threads shared out): a single small batch gains little from threads, and
+    when the cores are busy (MediaPipe, video codecs, other sessions) their synchronisation makes
+    it many times slower.
     """
 
     def __init__(
@@ -110,6 +109,7 @@ class LiveScorer:
         except (TypeError, ValueError):
             self.detector.close()
             raise
+        self._encoder = ParallelEncoder(loaded.model, threads_each=torch_threads)
         self._latency_ema: float | None = None
         self._latest: LiveResult | None = None
         self._count = 0
@@ -205,9 +205,10 @@ class LiveScorer:
             rgb=resize_images(frame.rgb[None], size), lines=resize_images(frame.lines[None], size),
             landmarks=frame.landmarks[None], features=frame.features[None],
             blendshapes=None if frame.blendshapes is None else frame.blendshapes[None])
-        inputs = to_inputs(arrays, self.loaded.normaliser, enabled)
-        with torch.inference_mode(), _torch_threads(self.torch_threads):
-            out = self.loaded.model(inputs, enabled)
+        embeddings = self._encoder.encode(to_inputs(arrays, self.loaded.normaliser, enabled),
+                                          enabled)
+        with torch.inference_mode(), torch_threads(self.torch_threads):
+            out = self.loaded.model.fuse(embeddings, enabled)
         return float(torch.sigmoid(out.palsy_logit)[0]), float(torch.sigmoid(out.side_logit)[0])
 
     def _result(self, frame: FrameResult, p: float | None, enabled: tuple[str, ...],
@@ -250,24 +251,13 @@ class LiveScorer:
             if not self._closed:
                 self._closed = True
                 self.detector.close()
+                self._encoder.close()
 
     def __enter__(self) -> LiveScorer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily cap torch's intra-op threads (per thread with torch's OpenMP backend)."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _optional(value: float) -> float | None:

@@ -45,8 +45,12 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[ManifestRo
     path = Path(path)
     try:
         raw = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the typed path
+        raise ManifestError(f"cannot read manifest {path}: {getattr(exc, 'strerror', None) or exc}"
+                            ) from exc
+    if b"\x00" in raw:  # never in a text CSV; UTF-16 text (Excel's "Unicode Text") has many
+        raise ManifestError(f"manifest {path} holds NUL bytes: it is UTF-16 text or not text at "
+                            "all; save it as UTF-8 CSV")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -85,8 +89,8 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[ManifestRo
             errs.append("empty path")
         elif Path(rel).suffix.lower() not in PHOTO_EXTENSIONS | VIDEO_EXTENSIONS:
             errs.append(f"unsupported file type {Path(rel).suffix or '(none)'}")
-        elif check_files and not (base / rel).is_file():
-            errs.append("missing file")
+        elif check_files and (why := _file_problem(base / rel)):
+            errs.append(why)
         if label not in LABELS:
             errs.append(f"unknown label {label!r} (use {' or '.join(LABELS)})")
         if not subject:
@@ -109,3 +113,11 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[ManifestRo
     if not rows:
         raise ManifestError(f"manifest {path} has a header but no rows")
     return rows
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable file (None when it is one)."""
+    try:
+        return None if path.is_file() else "missing file"
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        return f"unusable path ({exc.strerror or exc})"

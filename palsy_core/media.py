@@ -35,6 +35,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv"})
 # Pillow's own bomb limit (~89 MP warns, ~179 MP raises) is process-global; this explicit limit is
 # checked from the header, before any pixel is decoded (phones save 12-50 MP photos by default).
 MAX_PIXELS = 80_000_000
+# Below this many pixels on a side no face can pass the small-face check (an interocular distance
+# of 28 px needs a face about 64 px wide), so such files are refused rather than scored.
+MIN_SIDE = 64
 
 _HEAD_BYTES = 64
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
@@ -95,9 +98,13 @@ def _resolve(source: Source, name: str | Path | None) -> tuple[str | BinaryIO, s
     """(what decoders open, name for messages, first bytes). File-likes keep their position."""
     if isinstance(source, str | Path):
         path = Path(source)
-        with path.open("rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-        return str(path), str(name or path.name), head
+        label = str(name or path.name)
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except OSError as exc:
+            raise MediaError(f"{label}: cannot read the file ({exc.strerror or exc})") from exc
+        return str(path), label, head
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         return io.BytesIO(data), str(name or "<bytes>"), data[:_HEAD_BYTES]
@@ -163,6 +170,13 @@ def _check_content(head: bytes, name: str, want: MediaKind) -> None:
         raise MediaError(f"{name}: not a {want} (looks like a {label}); check the file extension")
 
 
+def _check_size(width: int, height: int, name: str) -> None:
+    """Refuse pictures too small to hold a usable face (a size of 0 means unknown)."""
+    if 0 < min(width, height) < MIN_SIDE:
+        raise MediaError(f"{name}: too small ({width}x{height} px) to show a face; at least "
+                         f"{MIN_SIDE} px on each side are needed")
+
+
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """Size with the long side at most ``max_side``, aspect kept (no upscaling)."""
     scale = max_side / max(width, height) if max_side else 1.0
@@ -194,18 +208,21 @@ def load_photo(
                     f"{label}: image too large ({im.width}x{im.height} = "
                     f"{im.width * im.height / 1e6:.0f} MP; the limit is {MAX_PIXELS / 1e6:.0f} MP)"
                 )
+            _check_size(im.width, im.height, label)
             im.draft(None, _fit(im.width, im.height, max_side))  # JPEG: decode at reduced scale
-            rgb = _to_rgb(ImageOps.exif_transpose(im))
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)  # in place: a big photo is held only once
+            rgb = _to_rgb(im)
+            size = _fit(rgb.width, rgb.height, max_side)
+            if size != rgb.size:
+                rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            return np.array(rgb, dtype=np.uint8)
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{label}: image too large ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{label}: not a photo Pillow can read (unrecognised content)") from exc
-    except OSError as exc:
+    except (OSError, SyntaxError) as exc:  # Pillow's decoders raise SyntaxError for bad chunks
         raise MediaError(f"{label}: truncated/corrupt photo ({exc})") from exc
-    size = _fit(rgb.width, rgb.height, max_side)
-    if size != rgb.size:
-        rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return np.array(rgb, dtype=np.uint8)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -217,7 +234,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, im.convert("RGBA")).convert("RGB")
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 def _scale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
@@ -236,7 +253,8 @@ def _open_video(target: str | BinaryIO, name: str) -> Iterator[tuple[av.containe
                                                                        av.video.stream.VideoStream]]:
     """Open the container and pick its video stream; closed on exit."""
     try:
-        container = av.open(target, mode="r")
+        # Metadata tags are often not UTF-8 (phones, editors, damage): replace, never fail.
+        container = av.open(target, mode="r", metadata_errors="replace")
     except av.FFmpegError as exc:
         reason = exc.strerror or str(exc)
         raise MediaError(f"{name}: truncated/corrupt video (FFmpeg: {reason})") from exc
@@ -247,7 +265,10 @@ def _open_video(target: str | BinaryIO, name: str) -> Iterator[tuple[av.containe
             what = " (audio only)" if container.streams.audio else ""
             raise MediaError(f"{name}: no video stream{what}")
         stream = videos[0]
+        if stream.codec_context is None:
+            raise MediaError(f"{name}: no decoder for its video codec (unsupported or corrupt)")
         stream.codec_context.thread_type = "AUTO"
+        _check_size(stream.codec_context.width, stream.codec_context.height, name)
         yield container, stream
     finally:
         container.close()
@@ -269,7 +290,7 @@ def _decoded(container: av.container.InputContainer, stream: av.video.stream.Vid
             break
         try:
             frames = packet.decode()
-        except av.error.InvalidDataError:
+        except av.FFmpegError:
             skipped += 1
             continue
         yield from frames
@@ -367,7 +388,7 @@ def iter_video_frames(
     target, label, head = _resolve(source, name)
     _check_content(head, label, "video")
     with _open_video(target, label) as (container, stream):
-        last_slot, count, index = -math.inf, 0, -1
+        last_slot, count, broken = -math.inf, 0, 0
         for index, frame in enumerate(_decoded(container, stream, label)):
             t = _timestamp(frame, index, stream, label)
             if sample_fps:
@@ -375,11 +396,18 @@ def iter_video_frames(
                 if slot <= last_slot:
                     continue
                 last_slot = slot
-            yield Frame(index=index, timestamp_s=t, rgb=_upright(frame, stream, max_side))
+            try:
+                rgb = _upright(frame, stream, max_side)
+            except av.FFmpegError:  # a damaged frame FFmpeg cannot convert: skipped like a packet
+                broken += 1
+                continue
+            yield Frame(index=index, timestamp_s=t, rgb=rgb)
             count += 1
             if max_frames and count >= max_frames:
-                return
-        if index < 0:
+                break
+        if broken:
+            log.warning("%s: %d damaged frame(s) skipped", label, broken)
+        if count == 0:
             raise MediaError(f"{label}: truncated/corrupt video (no frame could be decoded)")
 
 

@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from . import features as feats
 from .alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
-from .landmarks import LandmarkDetector, make_detector
+from .landmarks import Detection, LandmarkDetector, make_detector
 from .line_segments import draw_line_segments
 from .marks import neutralise_green_marks
-from .media import Source, iter_media_frames, media_kind
+from .media import Frame, Source, iter_media_frames, media_kind
 from .topology import N_LANDMARKS
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
 EXTRACTION_VERSION = 1
 N_BLENDSHAPES = 52
+PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
+_END = object()  # marks the end of a prefetched stream
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,23 @@ def analyse_frame(
     timestamp_s: float = 0.0,
 ) -> FrameResult:
     """Detect, align and compute every modality for one RGB uint8 frame."""
-    if settings.clean_marks:
-        rgb = neutralise_green_marks(rgb)
-    detection = detector.detect(rgb, timestamp_ms=round(timestamp_s * 1000))
+    rgb = _cleaned(rgb, settings)
+    return _modalities(rgb, _detect(rgb, detector, timestamp_s), settings, index, timestamp_s)
+
+
+def _cleaned(rgb: np.ndarray, settings: Settings) -> np.ndarray:
+    """The frame the detector and the modalities see (annotation marks removed if asked)."""
+    return neutralise_green_marks(rgb) if settings.clean_marks else rgb
+
+
+def _detect(rgb: np.ndarray, detector: LandmarkDetector, timestamp_s: float) -> Detection | None:
+    """The detector's stage; stateful in tracking mode, so frames go in order, one thread."""
+    return detector.detect(rgb, timestamp_ms=round(timestamp_s * 1000))
+
+
+def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings, index: int,
+                timestamp_s: float) -> FrameResult:
+    """Everything after detection: a pure function of the frame and its landmarks."""
     if detection is None:
         return FrameResult(index=index, timestamp_s=timestamp_s, flags=("no_face",))
     alignment = align(detection.points, settings.size, detection.n_faces)
@@ -129,39 +152,10 @@ class MediaAnalysis:
 
     @classmethod
     def from_frames(cls, name: str, kind: str, settings: Settings, frames: list[FrameResult]):
-        s, nf = settings.size, len(feats.FRAME_FEATURES)
-        t = len(frames)
-
-        def stack(attr: str, shape: tuple[int, ...], dtype, fill):
-            out = np.full((t, *shape), fill, dtype=dtype)
-            for i, fr in enumerate(frames):
-                value = getattr(fr, attr)
-                if value is not None:
-                    out[i] = value
-            return out
-
-        has_blend = any(fr.blendshapes is not None for fr in frames)
-        per_frame = stack("features", (nf,), np.float32, np.nan)
-        return cls(
-            name=name,
-            kind=kind,
-            settings_key=settings.key(),
-            timestamps=np.array([fr.timestamp_s for fr in frames], dtype=np.float64),
-            frame_index=np.array([fr.index for fr in frames], dtype=np.int64),
-            flags=[fr.flags for fr in frames],
-            n_faces=np.array([fr.n_faces for fr in frames], dtype=np.int32),
-            pose=np.array([fr.pose for fr in frames], dtype=np.float32).reshape(t, 3),
-            points=stack("points", (N_LANDMARKS, 3), np.float32, np.nan),
-            rgb=stack("rgb", (s, s, 3), np.uint8, 0),
-            lines=stack("lines", (s, s, 3), np.uint8, 0),
-            landmarks=stack("landmarks", (N_LANDMARKS, 3), np.float32, np.nan),
-            features=per_frame,
-            blendshapes=stack("blendshapes", (N_BLENDSHAPES,), np.float32, np.nan)
-            if has_blend
-            else None,
-            clip_features=feats.clip_features(per_frame) if kind == "video" else
-            np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),
-        )
+        stack = _FrameStack(settings.size)
+        for fr in frames:
+            stack.add(fr)
+        return stack.analysis(name, kind, settings)
 
     def save(self, path: Path) -> None:
         """Write to a compressed ``.npz`` (atomic: a partial file never looks complete)."""
@@ -186,20 +180,158 @@ class MediaAnalysis:
         )
 
 
+class _FrameStack:
+    """Collects analysed frames into a ``MediaAnalysis`` holding each frame's pixels only once.
+
+    The aligned images (almost all of a long video's memory) are copied into fixed-size chunks as
+    frames arrive and the frames are kept without them; the final arrays are filled chunk by
+    chunk, each chunk freed once copied, so peak memory stays near the size of the result.
+    """
+
+    CHUNK = 64
+    IMAGES = ("rgb", "lines")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.frames: list[FrameResult] = []
+        self.chunks: dict[str, list[np.ndarray | None]] = {k: [] for k in self.IMAGES}
+
+    def add(self, frame: FrameResult) -> None:
+        row = len(self.frames) % self.CHUNK
+        for key, chunks in self.chunks.items():
+            if row == 0:
+                chunks.append(np.zeros((self.CHUNK, self.size, self.size, 3), np.uint8))
+            image = getattr(frame, key)
+            if image is not None:
+                chunks[-1][row] = image
+        self.frames.append(replace(frame, rgb=None, lines=None))
+
+    def _images(self, key: str) -> np.ndarray:
+        t, chunks = len(self.frames), self.chunks[key]
+        out = np.empty((t, self.size, self.size, 3), np.uint8)
+        for i, chunk in enumerate(chunks):
+            start = i * self.CHUNK
+            out[start : start + self.CHUNK] = chunk[: t - start]
+            chunks[i] = None
+        return out
+
+    def analysis(self, name: str, kind: str, settings: Settings) -> MediaAnalysis:
+        frames, nf, t = self.frames, len(feats.FRAME_FEATURES), len(self.frames)
+
+        def stack(attr: str, shape: tuple[int, ...]) -> np.ndarray:
+            out = np.full((t, *shape), np.nan, dtype=np.float32)
+            for i, fr in enumerate(frames):
+                value = getattr(fr, attr)
+                if value is not None:
+                    out[i] = value
+            return out
+
+        per_frame = stack("features", (nf,))
+        has_blend = any(fr.blendshapes is not None for fr in frames)
+        return MediaAnalysis(
+            name=name,
+            kind=kind,
+            settings_key=settings.key(),
+            timestamps=np.array([fr.timestamp_s for fr in frames], dtype=np.float64),
+            frame_index=np.array([fr.index for fr in frames], dtype=np.int64),
+            flags=[fr.flags for fr in frames],
+            n_faces=np.array([fr.n_faces for fr in frames], dtype=np.int32),
+            pose=np.array([fr.pose for fr in frames], dtype=np.float32).reshape(t, 3),
+            points=stack("points", (N_LANDMARKS, 3)),
+            rgb=self._images("rgb"),
+            lines=self._images("lines"),
+            landmarks=stack("landmarks", (N_LANDMARKS, 3)),
+            features=per_frame,
+            blendshapes=stack("blendshapes", (N_BLENDSHAPES,)) if has_blend else None,
+            clip_features=feats.clip_features(per_frame) if kind == "video" else
+            np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),
+        )
+
+
+def _prefetched(items: Iterator[T], depth: int) -> Generator[T, None, None]:
+    """``items`` produced on a background thread, up to ``depth`` ahead of the consumer.
+
+    Video decoding (FFmpeg releases the GIL) then overlaps the detector. The order is unchanged,
+    an exception raised by ``items`` is re-raised here, and closing this generator stops the
+    thread and closes ``items`` there (a generator is closed by the thread that runs it).
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        error = None
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except Exception as exc:  # handed to the consumer, raised there
+            error = exc
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+            put((_END, error))
+
+    worker = threading.Thread(target=produce, name="palsy-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = buffer.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def iter_analysed_frames(
     source: Source,
     name: str,
     settings: Settings,
     detector: LandmarkDetector | None = None,
 ) -> Iterator[FrameResult]:
-    """Analyse frames lazily. Videos get their own tracking detector; photos use ``detector``."""
+    """Analyse frames lazily. Videos get their own tracking detector; photos use ``detector``.
+
+    Three stages overlap, each on its own thread: decoding with the annotation-mark check, the
+    detector (in frame order, on this thread) and the per-frame modalities of the previous frame.
+    Results are those of ``analyse_frame`` on each frame in turn, in order.
+    """
     kind = media_kind(name)
     own = detector is None or kind == "video"
     det = make_detector(settings.task_model, tracking=kind == "video") if own else detector
+
+    def cleaned() -> Iterator[tuple[Frame, np.ndarray]]:
+        with closing(iter_media_frames(source, name, settings.sample_fps,
+                                       settings.max_frames)) as decoded:
+            for frame in decoded:
+                yield frame, _cleaned(frame.rgb, settings)
+
+    frames = _prefetched(cleaned(), PREFETCH_FRAMES)
     try:
-        for frame in iter_media_frames(source, name, settings.sample_fps, settings.max_frames):
-            yield analyse_frame(frame.rgb, det, settings, frame.index, frame.timestamp_s)
+        with ThreadPoolExecutor(1, thread_name_prefix="palsy-modalities") as pool:
+            pending: deque[Future[FrameResult]] = deque()
+            for frame, rgb in frames:
+                detection = _detect(rgb, det, frame.timestamp_s)
+                pending.append(pool.submit(_modalities, rgb, detection, settings, frame.index,
+                                           frame.timestamp_s))
+                if len(pending) > 1:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
     finally:
+        frames.close()
         if own:
             det.close()
 
@@ -213,9 +345,9 @@ def analyse_media(
 ) -> MediaAnalysis:
     """Every modality for every sampled frame of a photo or video."""
     settings = settings or Settings()
-    frames = []
+    stack = _FrameStack(settings.size)
     for fr in iter_analysed_frames(source, name, settings, detector):
-        frames.append(fr)
+        stack.add(fr)
         if on_frame is not None:
             on_frame(fr)
-    return MediaAnalysis.from_frames(str(name), media_kind(name), settings, frames)
+    return stack.analysis(str(name), media_kind(name), settings)

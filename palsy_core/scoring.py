@@ -8,7 +8,10 @@ score through ``ScoredMedia``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +19,76 @@ import numpy as np
 import torch
 
 from .batches import FrameArrays, Normaliser, resize_images, to_inputs
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .metrics import file_score
 from .model import FusionModel
 from .pipeline import MediaAnalysis
 from .train import all_subsets, subset_key
+
+# Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
+# millisecond for 1000 frames, while a second OpenMP thread only adds synchronisation, which costs
+# tens of milliseconds when the other core is busy.
+FUSE_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Temporarily cap torch's intra-op threads (None: leave them); per thread with OpenMP."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class ParallelEncoder:
+    """Runs a model's modality encoders side by side, each on its own thread.
+
+    The two image encoders cost the same, so two workers with one intra-op thread each keep two
+    cores busy without OpenMP's barriers, which stall whenever another process holds a core
+    (a per-layer split over threads can be several times slower than one thread then). Results
+    are bit-identical to ``FusionModel.encode``. ``threads_each`` intra-op threads per worker
+    (default: torch's threads shared out among the workers).
+    """
+
+    def __init__(self, model: FusionModel, workers: int = 2, threads_each: int | None = None):
+        self.model = model.eval()
+        self._threads = torch.get_num_threads()
+        self.threads_each = threads_each or max(1, self._threads // workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="palsy-encode")
+
+    def _encode(self, inputs: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+        torch.set_num_threads(self.threads_each)
+        try:
+            with torch.inference_mode():
+                return self.model.encode(inputs, (key,))[key]
+        finally:
+            # torch hands the last value set (by any thread) to threads created later: put back
+            # the creator's, not whatever another worker left behind.
+            torch.set_num_threads(self._threads)
+
+    def submit(self, inputs: Mapping[str, torch.Tensor], keys: Sequence[str]
+               ) -> dict[str, Future[torch.Tensor]]:
+        """Start encoding ``keys`` (largest encoders first); collect with ``Future.result``."""
+        order = sorted(keys, key=lambda k: -inputs[k].numel() if k in inputs else 0)
+        return {k: self._pool.submit(self._encode, inputs, k) for k in order}
+
+    def encode(self, inputs: Mapping[str, torch.Tensor], keys: Sequence[str]
+               ) -> dict[str, torch.Tensor]:
+        """Embeddings of ``keys`` (in ``keys`` order), like ``FusionModel.encode``."""
+        futures = self.submit(inputs, keys)
+        return {k: futures[k].result() for k in keys}
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def __enter__(self) -> ParallelEncoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @dataclass
@@ -39,9 +107,20 @@ class LoadedModel:
 
 
 def load_model(path: str | Path) -> LoadedModel:
+    """A checkpoint ready to score; CheckpointError when its meta cannot drive the model."""
     model, meta = load_checkpoint(path)
-    return LoadedModel(model, Normaliser.from_dict(meta["normaliser"]),
-                       dict(meta.get("thresholds", {})), meta)
+    try:
+        normaliser = Normaliser.from_dict(meta["normaliser"])
+        thresholds = {str(k): float(v) for k, v in dict(meta.get("thresholds", {})).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its meta lacks a usable feature normaliser or "
+                              f"thresholds ({type(exc).__name__}: {exc})") from exc
+    n = model.config.n_features
+    if "features" in model.config.modalities and not (
+            normaliser.mean.shape == normaliser.std.shape == (n,)):
+        raise CheckpointError(f"{path}: its feature normaliser does not fit the model's {n} "
+                              "features")
+    return LoadedModel(model, normaliser, thresholds, meta)
 
 
 def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
@@ -62,11 +141,13 @@ def report_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     return [s for s in all_subsets(modalities) if len(s) in (1, n - 1, n)]
 
 
-def frame_arrays(analysis: MediaAnalysis, image_size: int) -> tuple[FrameArrays, np.ndarray]:
-    idx = np.flatnonzero(analysis.has_face)
+def frame_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray | None = None
+                 ) -> tuple[FrameArrays, np.ndarray]:
+    """Model-ready arrays of ``rows`` (default: every frame with a face) and those rows."""
+    idx = np.flatnonzero(analysis.has_face) if rows is None else np.asarray(rows)
     arrays = FrameArrays(
-        rgb=resize_images(analysis.rgb[idx], image_size),
-        lines=resize_images(analysis.lines[idx], image_size),
+        rgb=resize_images(analysis.rgb, image_size, idx),
+        lines=resize_images(analysis.lines, image_size, idx),
         landmarks=analysis.landmarks[idx], features=analysis.features[idx],
         blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[idx])
     return arrays, idx
@@ -102,25 +183,44 @@ class SubsetScore:
         return "left" if self.p_left >= 0.5 else "right"
 
 
+def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tensor]],
+                   keys: Sequence[str], workers: int = 2) -> dict[str, torch.Tensor]:
+    """Embeddings of ``keys`` over input batches, concatenated, encoders side by side.
+
+    The next batch is drawn from ``batches`` (for a generator: prepared) while the previous one
+    is encoded, and at most two batches are in flight, so memory does not grow with length.
+    """
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    pending: deque[dict[str, Future[torch.Tensor]]] = deque()
+
+    def collect() -> None:
+        for k, future in pending.popleft().items():
+            out[k].append(future.result())
+
+    with ParallelEncoder(model, workers=workers) as encoder:
+        for inputs in batches:
+            pending.append(encoder.submit(inputs, keys))
+            if len(pending) > 1:
+                collect()
+        while pending:
+            collect()
+    return {k: torch.cat(v) for k, v in out.items() if v}
+
+
 class ScoredMedia:
     """An analysed file plus its cached embeddings, ready to score any modality subset."""
 
     def __init__(self, loaded: LoadedModel, analysis: MediaAnalysis, batch_size: int = 64):
         self.loaded = loaded
         self.analysis = analysis
-        arrays, self.face_idx = frame_arrays(analysis, loaded.model.config.image_size)
+        self.face_idx = np.flatnonzero(analysis.has_face)
         self.modalities = tuple(m for m in loaded.modalities
-                                if m != "blendshapes" or arrays.blendshapes is not None)
-        model = loaded.model.eval()
-        chunks: dict[str, list[torch.Tensor]] = {m: [] for m in self.modalities}
-        with torch.no_grad():
-            for start in range(0, len(arrays), batch_size):
-                part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
-                emb = model.encode(to_inputs(part, loaded.normaliser, self.modalities),
-                                   self.modalities)
-                for m in self.modalities:
-                    chunks[m].append(emb[m])
-        self.embeddings = {m: torch.cat(v) for m, v in chunks.items() if v}
+                                if m != "blendshapes" or analysis.blendshapes is not None)
+        size, rows = loaded.model.config.image_size, self.face_idx
+        batches = (to_inputs(frame_arrays(analysis, size, rows[i : i + batch_size])[0],
+                             loaded.normaliser, self.modalities)
+                   for i in range(0, len(rows), batch_size))
+        self.embeddings = encode_batches(loaded.model, batches, self.modalities)
         self._flags = [analysis.flags[t] for t in self.face_idx]
 
     @property
@@ -138,7 +238,7 @@ class ScoredMedia:
         weights: dict[str, float] = {}
         p = p_left = None
         if self.has_face:
-            with torch.no_grad():
+            with torch.inference_mode(), torch_threads(FUSE_THREADS):
                 out = self.loaded.model.fuse({m: self.embeddings[m] for m in enabled}, enabled)
             p_frames[self.face_idx] = torch.sigmoid(out.palsy_logit).numpy()
             p_left_frames[self.face_idx] = torch.sigmoid(out.side_logit).numpy()

@@ -30,12 +30,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features")
-    image_size: int = 96
+    image_size: int = 64
     depth: str = "resnet10"
     embed_dim: int = 64
     hidden_dim: int = 128
     dropout: float = 0.3
-    epochs: int = 14
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-2

@@ -7,16 +7,22 @@ Cross-page state in ``st.session_state``:
 - ``"samples"``: ``{"healthy": ScoredMedia, "palsy": ScoredMedia}`` while the current analysis is
   the sample pair, else absent;
 - ``"enabled"``: the enabled modality keys, shared by both pages' toggles;
-- ``"sweep"``: the last ``demo.SweepResult`` of the current analysis.
+- ``"sweep"``: the last ``demo.SweepResult`` of the current analysis;
+- ``"frame_cap"``: ``max_frames`` when the current analysis stopped at that cap, else absent;
+- ``"upload_key"``: (file id, settings) of the last upload analysed, failed or cancelled, so
+  reruns do not analyse it again; ``"analysing"`` (the key being analysed) and ``"cancelled"``
+  (the key of a cancelled analysis) drive the Cancel button.
 
 One analysis (or the sample pair) is kept per session, its frames capped by ``Settings.max_frames``,
-so a session's memory stays bounded.
+so a session's memory stays bounded. Uploads are analysed from memory: nothing about them is
+written to disk.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from palsy_core.demo import SAMPLE_LABELS, SweepResult, samples
+from palsy_core.extract import frame_cap_reached
 from palsy_core.media import MediaError, media_kind, probe_video
 from palsy_core.pipeline import FrameResult, Settings, analyse_media
 from palsy_core.registry import modality
@@ -98,16 +105,72 @@ def analyse_with_progress(loaded: LoadedModel, source: Path | bytes, name: str,
 
 
 def set_analysis(scored: ScoredMedia, name: str,
-                 samples: dict[str, ScoredMedia] | None = None) -> None:
-    """Make ``scored`` the session's current analysis, dropping views of the previous one."""
+                 samples: dict[str, ScoredMedia] | None = None, frame_cap: int | None = None
+                 ) -> None:
+    """Make ``scored`` the session's current analysis, dropping views of the previous one.
+
+    ``frame_cap``: the ``max_frames`` the analysis stopped at, when it did.
+    """
     st.session_state["analysis"] = scored
     st.session_state["analysis_name"] = name
-    if samples is None:
-        st.session_state.pop("samples", None)
-    else:
-        st.session_state["samples"] = samples
+    for key, value in (("samples", samples), ("frame_cap", frame_cap)):
+        if value is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = value
     for key in ("sweep", "cam_cache", "analyse_frame", "ablation_frame"):
         st.session_state.pop(key, None)
+
+
+def _cancel() -> None:
+    """The Cancel button's callback. Clicking reruns the page, which interrupts the analysis at
+    its next progress update; this runs first and marks the upload as handled, so the rerun
+    keeps nothing of it and does not start it again."""
+    if "analysing" not in st.session_state:
+        return  # it finished before the click arrived: nothing to cancel
+    key = st.session_state.pop("analysing")
+    st.session_state["cancelled"] = key
+    if key is not None:
+        st.session_state["upload_key"] = key
+
+
+@contextmanager
+def _cancellable(key: tuple | None) -> Iterator[None]:
+    """A Cancel button while the block runs; a cancel marks ``key`` (an upload's) as handled.
+
+    On an interruption nothing after ``yield`` runs, on purpose: ``"analysing"`` stays for the
+    callback, which runs before the interrupting rerun.
+    """
+    st.session_state.pop("cancelled", None)
+    st.session_state["analysing"] = key
+    slot = st.empty()
+    slot.button("Cancel analysis", key="cancel_analysis", icon=":material/stop:",
+                on_click=_cancel, help="Stop now; nothing of this analysis is kept.")
+    yield
+    slot.empty()
+    st.session_state.pop("analysing", None)
+
+
+def cancelled_notice(upload_key: tuple | None) -> None:
+    """After a cancelled analysis: say so (while the same upload and settings are chosen) and
+    offer to run it again; a cancelled sample run is mentioned once."""
+    if "cancelled" not in st.session_state:
+        return
+    key = st.session_state["cancelled"]
+    if key is not None and key != upload_key:
+        st.session_state.pop("cancelled")  # another file or other settings since
+        return
+    if key is None:
+        st.session_state.pop("cancelled")  # the samples: said once
+    col, button = st.columns([4, 1])
+    col.info("Analysis cancelled: nothing of it was kept.", icon=":material/stop:")
+    if key is not None:
+        button.button("Analyse again", key="analyse_again", on_click=_again)
+
+
+def _again() -> None:
+    st.session_state.pop("upload_key", None)
+    st.session_state.pop("cancelled", None)
 
 
 def run_samples(loaded: LoadedModel) -> None:
@@ -118,20 +181,32 @@ def run_samples(loaded: LoadedModel) -> None:
     except (SamplesUnavailable, ValueError, OSError) as exc:
         st.error(f"The samples are unavailable: {exc}")
         return
-    scored = {s.key: analyse_with_progress(loaded, s.path, s.path.name, SAMPLE_SETTINGS, s.label)
-              for s in pair}
+    with _cancellable(None):
+        scored = {s.key: analyse_with_progress(loaded, s.path, s.path.name, SAMPLE_SETTINGS,
+                                               s.label) for s in pair}
     set_analysis(scored["palsy"], SAMPLE_LABELS["palsy"], samples=scored)
 
 
-def analyse_upload(loaded: LoadedModel, upload, settings: Settings) -> None:
-    """Analyse a ``st.file_uploader`` file from memory; a bad file is reported, not raised."""
-    try:
-        scored = analyse_with_progress(loaded, upload.getvalue(), upload.name, settings,
-                                       upload.name)
-    except MediaError as exc:
-        st.error(str(exc))
-        return
-    set_analysis(scored, upload.name)
+def analyse_upload(loaded: LoadedModel, upload, settings: Settings, key: tuple | None = None
+                   ) -> None:
+    """Analyse a ``st.file_uploader`` file from memory (never written to disk), cancellable.
+
+    A bad file is reported, not raised. ``key`` (the page's file id and settings) becomes
+    ``"upload_key"`` once the upload is handled (analysed, refused or cancelled), so reruns do
+    not analyse it again.
+    """
+    with _cancellable(key):
+        try:
+            scored = analyse_with_progress(loaded, upload.getvalue(), upload.name, settings,
+                                           upload.name)
+        except MediaError as exc:
+            st.error(str(exc))
+            scored = None
+    if key is not None:
+        st.session_state["upload_key"] = key
+    if scored is not None:
+        capped = frame_cap_reached(scored.analysis, settings)
+        set_analysis(scored, upload.name, frame_cap=settings.max_frames if capped else None)
 
 
 def current_analysis(loaded: LoadedModel) -> ScoredMedia | None:
@@ -145,7 +220,8 @@ def current_analysis(loaded: LoadedModel) -> ScoredMedia | None:
         fresh = next(s for s in samples.values() if s.analysis is scored.analysis)
     else:
         fresh = ScoredMedia(loaded, scored.analysis)
-    set_analysis(fresh, st.session_state.get("analysis_name", fresh.analysis.name), samples)
+    set_analysis(fresh, st.session_state.get("analysis_name", fresh.analysis.name), samples,
+                 st.session_state.get("frame_cap"))
     return fresh
 
 
@@ -197,6 +273,10 @@ def quality_flags(scored: ScoredMedia) -> None:
     else:
         st.success(f"All {a.n_frames} frames have one clear, frontal face.",
                    icon=":material/check:")
+    if cap := st.session_state.get("frame_cap"):
+        st.info(f"Stopped at the frame cap: only the first {cap} sampled frames were analysed; "
+                "raise the cap in Analysis settings to analyse more of the video.",
+                icon=":material/content_cut:")
 
 
 def timeline_figure(scored: ScoredMedia, enabled: Sequence[str], current: int | None = None
