@@ -51,17 +51,18 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], log: Path, timeout_s: float = 120.0
+def streamlit_server(env: dict[str, str], log: Path, *args: str, timeout_s: float = 120.0
                      ) -> Iterator[str]:
-    """``streamlit run app.py`` on a free localhost port; yields its base URL, stops it after.
+    """``streamlit run app.py`` on a free port with the repository's config; yields its base URL
+    (on localhost), stops it after.
 
-    ``env`` is added to this process's environment (e.g. ``PALSY_MODEL``). The server's output
-    goes to ``log``, whose tail is in the error when it dies or never gets healthy.
+    ``env`` is added to this process's environment (e.g. ``PALSY_MODEL``); ``args`` are extra
+    ``streamlit run`` options. The server's output goes to ``log``, whose tail is in the error
+    when it dies or never gets healthy.
     """
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "localhost",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.fileWatcherType", "none", *args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out,
                                 stderr=subprocess.STDOUT)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 import streamlit as st
 import torch
-from browser_util import CHROMIUM, CHROMIUM_ARGS, free_port, log_tail
+from browser_util import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 from conftest import make_test_model
 from streamlit.testing.v1 import AppTest
 
@@ -236,38 +235,6 @@ def test_a_checkpoint_that_would_run_code_is_refused_everywhere(tmp_path, pyfeat
 # --- the server: local only, XSRF on, upload limit --------------------------------------------
 
 
-@contextmanager
-def _default_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
-    """``streamlit run app.py`` with the repository's own config (no address given): the port."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.fileWatcherType", "none", *args]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start; log tail:\n{log_tail(log)}")
-            time.sleep(0.5)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _listening(port: int) -> set[str]:
     """Local addresses with a socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
     found = set()
@@ -289,9 +256,9 @@ def _listening(port: int) -> set[str]:
 def server(model_file, tmp_path_factory) -> Iterator[tuple[int, Path]]:
     """A real server with the repository's config and a 1 MB upload limit: (port, its log)."""
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with _default_server({"PALSY_MODEL": str(model_file)}, log,
-                         "--server.maxUploadSize", "1") as port:
-        yield port, log
+    with streamlit_server({"PALSY_MODEL": str(model_file)}, log,
+                          "--server.maxUploadSize", "1") as base:
+        yield int(base.rsplit(":", 1)[1]), log
 
 
 @contextmanager
