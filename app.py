@@ -6,7 +6,6 @@ from palsy_core.registry import MODALITIES
 from ui.common import disclaimer, get_model, model_path
 from ui.evaluation import (
     cv_dir_for,
-    fusion_weights,
     load_cv,
     metrics_table,
     weights_figure,
@@ -50,7 +49,7 @@ if loaded is not None:
             st.markdown(f"- **{m.name}**: {m.description}")
     with right:
         st.subheader("Learned fusion weights")
-        st.plotly_chart(weights_figure(fusion_weights(loaded)), key="home_weights")
+        st.plotly_chart(weights_figure(loaded.fusion_weights()), key="home_weights")
 
     st.subheader("Cross-validated performance")
     overall = loaded.meta.get("cv_overall")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ import torch
 
 from . import features as feats
 from .topology import mirror_index
+
+if TYPE_CHECKING:
+    from .pipeline import MediaAnalysis
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -65,6 +69,15 @@ def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None)
     for i, row in enumerate(rows):
         out[i] = cv2.resize(images[row], (size, size), interpolation=cv2.INTER_AREA)
     return out
+
+
+def analysis_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray) -> FrameArrays:
+    """Model-ready arrays of the given frames of an analysed file (images resized)."""
+    return FrameArrays(
+        rgb=resize_images(analysis.rgb, image_size, rows),
+        lines=resize_images(analysis.lines, image_size, rows),
+        landmarks=analysis.landmarks[rows], features=analysis.features[rows],
+        blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[rows])
 
 
 @dataclass

@@ -91,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .checkpoint import save_checkpoint
     from .crossval import cross_validate, variant_names
-    from .dataset import real_samples, synthetic_samples
+    from .dataset import SampleSet, real_samples, synthetic_samples
     from .evaluate import write_artifacts
     from .train import TrainConfig, fit
 
@@ -127,8 +127,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         cv_metrics = write_artifacts(df, variant_names(config.modalities, not args.no_baselines),
                                      cv_dir, {"cv": args.cv, **extra})
         print(f"cross-validation ({args.cv}) written to {cv_dir}")
-    from .dataset import SampleSet
-
     trained = fit(SampleSet.concat(real, synthetic), config)
     extra["total_seconds"] = time.time() - start
     meta = trained.meta({**extra, "cv": args.cv,

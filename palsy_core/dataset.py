@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .alignment import align
-from .batches import FrameArrays, resize_images
+from .batches import FrameArrays, analysis_arrays
 from .landmarks import make_detector
 from .manifest import SIDES, ManifestRow
 from .pipeline import MediaAnalysis, Settings, analyse_frame
@@ -56,16 +56,6 @@ class SampleSet:
                          np.concatenate([a.synthetic, b.synthetic]), a.rows)
 
 
-def _arrays(analysis: MediaAnalysis, idx: np.ndarray, image_size: int) -> FrameArrays:
-    return FrameArrays(
-        rgb=resize_images(analysis.rgb[idx], image_size),
-        lines=resize_images(analysis.lines[idx], image_size),
-        landmarks=analysis.landmarks[idx],
-        features=analysis.features[idx],
-        blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[idx],
-    )
-
-
 def real_samples(
     rows: Sequence[ManifestRow], analyses: dict[Path, MediaAnalysis], image_size: int
 ) -> SampleSet:
@@ -76,7 +66,7 @@ def real_samples(
         if res is None or not res.has_face.any():
             continue
         idx = np.flatnonzero(res.has_face)
-        parts.append(_arrays(res, idx, image_size))
+        parts.append(analysis_arrays(res, image_size, idx))
         n = len(idx)
         y += [row.y] * n
         side += [SIDE_CODES[row.side]] * n
@@ -135,7 +125,7 @@ def synthetic_samples(
     if not frames:
         raise ValueError("no synthetic palsy sample could be made (no healthy face detected)")
     stacked = MediaAnalysis.from_frames("synthetic", "photo", settings, frames)
-    arrays = _arrays(stacked, np.arange(len(frames)), image_size)
+    arrays = analysis_arrays(stacked, image_size, np.arange(len(frames)))
     n = len(frames)
     counts = np.bincount(np.array(fid), minlength=len(rows)).astype(np.float32)
     return SampleSet(arrays, np.array(y, np.float32), np.array(y_side, np.int8),

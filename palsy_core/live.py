@@ -26,9 +26,11 @@ import torch
 from .batches import FrameArrays, resize_images, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import file_score
+from .metrics import decision, file_score
 from .pipeline import FrameResult, Settings, analyse_frame
 from .scoring import LoadedModel, ParallelEncoder, torch_threads
+
+NO_FACE = "no face in view"
 
 Overlay = Literal["lines", "landmarks", "none"]
 OVERLAYS: tuple[str, ...] = ("lines", "landmarks", "none")
@@ -53,20 +55,16 @@ class LiveResult:
 
     @property
     def palsy(self) -> bool | None:
-        return None if self.p_rolling is None else self.p_rolling >= self.threshold
+        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[0]
 
     @property
     def verdict(self) -> str:
-        if self.p_rolling is None:
-            return "no face in view"
-        return "palsy suspected" if self.palsy else "no palsy detected"
+        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[1]
 
     @property
     def side(self) -> str | None:
         """The subject's affected side when palsy is suspected, else None."""
-        if not self.palsy or self.p_left_rolling is None:
-            return None
-        return "left" if self.p_left_rolling >= 0.5 else "right"
+        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[2]
 
 
 class LiveScorer:

@@ -19,6 +19,19 @@ def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
     return float(p[use].mean()) if use.any() else float("nan")
 
 
+def decision(p: float | None, p_left: float | None, threshold: float, no_face: str
+             ) -> tuple[bool | None, str, str | None]:
+    """(palsy?, verdict text, affected side) from scores; ``no_face`` is the verdict without one.
+
+    The side is the subject's own and is only given when palsy is suspected.
+    """
+    if p is None:
+        return None, no_face, None
+    palsy = p >= threshold
+    side = None if not palsy or p_left is None else ("left" if p_left >= 0.5 else "right")
+    return palsy, "palsy suspected" if palsy else "no palsy detected", side
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     """Precision, recall, F1, accuracy, AUROC and the confusion matrix at ``threshold``.
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .registry import MODALITIES
-from .scoring import load_model
+from .scoring import load_model, variant_label
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
 
@@ -19,19 +18,8 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
-def _label(name: str) -> str:
-    names = {m.key: m.name for m in MODALITIES}
-    if name == "fused":
-        return "**Fused (all four, learned weights)**"
-    if name in names:
-        return f"{names[name]} alone (fused model, others off)"
-    if name.startswith("without_"):
-        return f"Fused without {names[name[8:]]}"
-    if name.startswith("unimodal_"):
-        return f"{names[name[9:]]}: separately trained unimodal network"
-    if name == "logreg_features":
-        return "Logistic regression on expression features (baseline)"
-    return name
+def _row_label(name: str) -> str:
+    return f"**{variant_label(name)}**" if name == "fused" else variant_label(name)
 
 
 def table(block: dict, names: list[str]) -> str:
@@ -42,7 +30,7 @@ def table(block: dict, names: list[str]) -> str:
         m = block.get(n)
         if m is None:
             continue
-        rows.append(f"| {_label(n)} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
+        rows.append(f"| {_row_label(n)} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
                     f"{_fmt(m['f1'])} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
                     f"{m['confusion']} |")
     return "\n".join(rows)
@@ -88,7 +76,7 @@ def source_table(per_source: dict, names: list[str]) -> str:
     for n in names:
         cells = [_fmt(per_source[src][n]["accuracy"]) if n in per_source[src] else "n/a"
                  for src in sources]
-        rows.append(f"| {_label(n)} | {' | '.join(cells)} |")
+        rows.append(f"| {_row_label(n)} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -97,8 +85,7 @@ def render(model_path: Path, cv_dir: Path) -> str:
     meta = loaded.meta
     cv = json.loads((cv_dir / "metrics.json").read_text())
     names = list(cv["overall"])
-    weights = loaded.model.fusion_logits.detach().softmax(0).tolist()
-    wtxt = ", ".join(f"{m} {w:.2f}" for m, w in zip(loaded.modalities, weights, strict=True))
+    wtxt = ", ".join(f"{m} {w:.2f}" for m, w in loaded.fusion_weights().items())
     tc = meta.get("train_config", {})
     parts = [
         "# Model card: `models/default.pt`",
@@ -141,7 +128,9 @@ def render(model_path: Path, cv_dir: Path) -> str:
         f"## Subject-grouped cross-validation ({cv.get('cv')})",
         "Out-of-fold predictions on real files only; each fold trains on the other subjects "
         "(threshold from its own training data). A video's score is the mean P(palsy) over its "
-        "good-quality face frames. Numbers in percent.",
+        "good-quality face frames. Numbers in percent. \"<modality> only\" rows are the fused "
+        "model with the other modalities switched off; \"Unimodal network\" rows are trained on "
+        "one modality alone.",
         "",
         table(cv["overall"], names),
         "",

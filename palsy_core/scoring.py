@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import FrameArrays, Normaliser, resize_images, to_inputs
+from .batches import FrameArrays, Normaliser, analysis_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
-from .metrics import file_score
+from .metrics import decision, file_score
 from .model import FusionModel
 from .pipeline import MediaAnalysis
+from .registry import MODALITIES
 from .train import all_subsets, subset_key
 
 # Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
@@ -102,6 +103,11 @@ class LoadedModel:
     def modalities(self) -> tuple[str, ...]:
         return self.model.config.modalities
 
+    def fusion_weights(self) -> dict[str, float]:
+        """The learned fusion weights with every modality on (softmax of the fusion logits)."""
+        weights = self.model.fusion_logits.detach().softmax(0).tolist()
+        return dict(zip(self.modalities, weights, strict=True))
+
     def threshold(self, subset: Sequence[str]) -> float:
         return float(self.thresholds.get(subset_key(subset), self.meta.get("threshold", 0.5)))
 
@@ -135,6 +141,23 @@ def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
     return subset_key(subset)
 
 
+def variant_label(name: str) -> str:
+    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
+    names = {m.key: m.name for m in MODALITIES}
+    prefix, _, rest = name.partition("_")
+    if name == "fused":
+        return "Fused (all modalities)"
+    if name in names:
+        return f"{names[name]} only"
+    if prefix == "without" and rest in names:
+        return f"Fused without {names[rest]}"
+    if prefix == "unimodal" and rest in names:
+        return f"Unimodal network: {names[rest]}"
+    if name == "logreg_features":
+        return "Logistic regression on expression features"
+    return name
+
+
 def report_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     """The paper-style table: the fused model, each modality alone, each leave-one-out subset."""
     n = len(modalities)
@@ -145,12 +168,7 @@ def frame_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray | No
                  ) -> tuple[FrameArrays, np.ndarray]:
     """Model-ready arrays of ``rows`` (default: every frame with a face) and those rows."""
     idx = np.flatnonzero(analysis.has_face) if rows is None else np.asarray(rows)
-    arrays = FrameArrays(
-        rgb=resize_images(analysis.rgb, image_size, idx),
-        lines=resize_images(analysis.lines, image_size, idx),
-        landmarks=analysis.landmarks[idx], features=analysis.features[idx],
-        blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[idx])
-    return arrays, idx
+    return analysis_arrays(analysis, image_size, idx), idx
 
 
 @dataclass(frozen=True)
@@ -168,19 +186,15 @@ class SubsetScore:
 
     @property
     def palsy(self) -> bool | None:
-        return None if self.p is None else self.p >= self.threshold
+        return decision(self.p, self.p_left, self.threshold, "no face found")[0]
 
     @property
     def verdict(self) -> str:
-        if self.p is None:
-            return "no face found"
-        return "palsy suspected" if self.palsy else "no palsy detected"
+        return decision(self.p, self.p_left, self.threshold, "no face found")[1]
 
     @property
     def side(self) -> str | None:
-        if not self.palsy or self.p_left is None:
-            return None
-        return "left" if self.p_left >= 0.5 else "right"
+        return decision(self.p, self.p_left, self.threshold, "no face found")[2]
 
 
 def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tensor]],

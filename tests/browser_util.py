@@ -79,8 +79,8 @@ def streamlit_server(env: dict[str, str], log: Path, *args: str, timeout_s: floa
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a WebRTC worker can hold up a graceful shutdown
             proc.kill()
             proc.wait()
 

@@ -71,3 +71,18 @@ def make_test_model(path: Path) -> Path:
     meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),
             "thresholds": {}, "threshold": 0.5}
     return save_checkpoint(path, model, meta)
+
+
+def write_audio_only(path: Path) -> Path:
+    """A real MP4 holding only an AAC audio stream (a "video" with no picture)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path

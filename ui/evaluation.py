@@ -26,7 +26,7 @@ from palsy_core.extract import extract_paths
 from palsy_core.manifest import LABELS, read_manifest
 from palsy_core.pipeline import Settings
 from palsy_core.registry import MODALITIES
-from palsy_core.scoring import LoadedModel
+from palsy_core.scoring import LoadedModel, variant_label
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
@@ -46,29 +46,6 @@ class EvaluationResult:
     @property
     def no_face(self) -> list[str]:
         return [p for p in self.metrics.get("no_face", []) if p not in self.errors]
-
-
-def variant_label(name: str) -> str:
-    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
-    names = {m.key: m.name for m in MODALITIES}
-    prefix, _, rest = name.partition("_")
-    if name == "fused":
-        return "Fused (all modalities)"
-    if name in names:
-        return f"{names[name]} only"
-    if prefix == "without" and rest in names:
-        return f"Fused without {names[rest]}"
-    if prefix == "unimodal" and rest in names:
-        return f"Unimodal network: {names[rest]}"
-    if name == "logreg_features":
-        return "Logistic regression on expression features"
-    return name
-
-
-def fusion_weights(loaded: LoadedModel) -> dict[str, float]:
-    """The learned fusion weights with every modality on (softmax of the fusion logits)."""
-    weights = loaded.model.fusion_logits.detach().softmax(0).tolist()
-    return dict(zip(loaded.modalities, weights, strict=True))
 
 
 def weights_figure(weights: dict[str, float]) -> go.Figure:
