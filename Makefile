@@ -26,7 +26,7 @@ run: setup
 
 test: dev
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest
 
 # The shipped model: subject-grouped CV with baselines, then the final fit on all dev data.
 train: setup
