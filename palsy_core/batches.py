@@ -3,7 +3,8 @@
 Training, evaluation, prediction and the dashboard all build model inputs here, so the
 normalisation and the flip are identical everywhere. Mirroring a face is exact for every
 modality: images are flipped about the aligned midline, landmarks are reflected and re-indexed,
-features are permuted and sign-flipped (``features.mirror_permutation``) and the side label swaps.
+features are permuted and sign-flipped (``features.mirror_permutation``), the face-network
+asymmetry keeps its magnitudes and negates its signed part, and the side label swaps.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 
 from . import features as feats
+from .face_net import mirror_asymmetry
 from .topology import mirror_index
 
 if TYPE_CHECKING:
-    from .pipeline import MediaAnalysis
+    from .pipeline import FrameResult, MediaAnalysis
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -34,14 +36,16 @@ class FrameArrays:
     lines: np.ndarray  # (N, S, S, 3) uint8
     landmarks: np.ndarray  # (N, 478, 3) float32
     features: np.ndarray  # (N, F) float32
+    face_asym: np.ndarray  # (N, face_net.DIM) float32
     blendshapes: np.ndarray | None = None  # (N, 52) float32
+
+    REQUIRED = ("rgb", "lines", "landmarks", "features", "face_asym")
 
     def __len__(self) -> int:
         return len(self.features)
 
     def take(self, idx: np.ndarray) -> FrameArrays:
-        return FrameArrays(self.rgb[idx], self.lines[idx], self.landmarks[idx],
-                           self.features[idx],
+        return FrameArrays(*(getattr(self, k)[idx] for k in self.REQUIRED),
                            None if self.blendshapes is None else self.blendshapes[idx])
 
     @staticmethod
@@ -50,7 +54,7 @@ class FrameArrays:
         if parts and all(p.blendshapes is not None for p in parts):
             blend = np.concatenate([p.blendshapes for p in parts])
         return FrameArrays(*(np.concatenate([getattr(p, k) for p in parts])
-                             for k in ("rgb", "lines", "landmarks", "features")), blend)
+                             for k in FrameArrays.REQUIRED), blend)
 
 
 def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -77,7 +81,18 @@ def analysis_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray) 
         rgb=resize_images(analysis.rgb, image_size, rows),
         lines=resize_images(analysis.lines, image_size, rows),
         landmarks=analysis.landmarks[rows], features=analysis.features[rows],
+        face_asym=analysis.face_asym[rows],
         blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[rows])
+
+
+def frame_arrays(frame: FrameResult, image_size: int) -> FrameArrays:
+    """Model-ready arrays of one analysed frame with a face (the live camera's path)."""
+    return FrameArrays(
+        rgb=resize_images(frame.rgb[None], image_size),
+        lines=resize_images(frame.lines[None], image_size),
+        landmarks=frame.landmarks[None], features=frame.features[None],
+        face_asym=frame.face_asym[None],
+        blendshapes=None if frame.blendshapes is None else frame.blendshapes[None])
 
 
 @dataclass
@@ -111,6 +126,7 @@ def mirror_arrays(arrays: FrameArrays) -> FrameArrays:
         lines=np.ascontiguousarray(arrays.lines[:, :, ::-1]),
         landmarks=lm.astype(np.float32),
         features=(arrays.features[:, perm] * sign).astype(np.float32),
+        face_asym=mirror_asymmetry(arrays.face_asym),
         blendshapes=arrays.blendshapes,
     )
 
@@ -147,6 +163,8 @@ def to_inputs(
     if "features" in modalities:
         x = (arrays.features - normaliser.mean) / normaliser.std
         out["features"] = torch.from_numpy(np.nan_to_num(np.clip(x, -8, 8)).astype(np.float32))
+    if "face_asym" in modalities:
+        out["face_asym"] = torch.from_numpy(np.nan_to_num(arrays.face_asym).astype(np.float32))
     if "blendshapes" in modalities and arrays.blendshapes is not None:
         out["blendshapes"] = torch.from_numpy(np.nan_to_num(arrays.blendshapes).astype(np.float32))
     return {k: v.to(device) for k, v in out.items()}

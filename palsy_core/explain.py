@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .batches import FrameArrays, resize_images, to_inputs
+from .batches import FrameArrays, analysis_arrays, to_inputs
 from .model import FusionModel
 from .pipeline import MediaAnalysis
 from .scoring import LoadedModel, ScoredMedia
@@ -64,12 +64,7 @@ def one_frame(analysis: MediaAnalysis, t: int, image_size: int) -> FrameArrays:
     """Row ``t`` of an analysis as model-ready arrays (images resized to the model's size)."""
     if not analysis.has_face[t]:
         raise ValueError(f"frame {t} of {analysis.name} has no face to explain")
-    row = slice(t, t + 1)
-    return FrameArrays(
-        rgb=resize_images(analysis.rgb[row], image_size),
-        lines=resize_images(analysis.lines[row], image_size),
-        landmarks=analysis.landmarks[row], features=analysis.features[row],
-        blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[row])
+    return analysis_arrays(analysis, image_size, np.array([t]))
 
 
 def grad_cam(

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from .batches import FrameArrays, resize_images, to_inputs
+from .batches import frame_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
 from .metrics import decision, file_score
@@ -199,10 +199,7 @@ class LiveScorer:
     def _score(self, frame: FrameResult, enabled: tuple[str, ...]) -> tuple[float, float]:
         """P(palsy) and P(left) of one face frame, encoding only the enabled modalities."""
         size = self.loaded.model.config.image_size
-        arrays = FrameArrays(
-            rgb=resize_images(frame.rgb[None], size), lines=resize_images(frame.lines[None], size),
-            landmarks=frame.landmarks[None], features=frame.features[None],
-            blendshapes=None if frame.blendshapes is None else frame.blendshapes[None])
+        arrays = frame_arrays(frame, size)
         embeddings = self._encoder.encode(to_inputs(arrays, self.loaded.normaliser, enabled),
                                           enabled)
         with torch.inference_mode(), torch_threads(self.torch_threads):

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torchvision.models import ResNet, ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from .face_net import DIM as FACE_ASYM_DIM
 from .registry import MODALITY_KEYS, modality
 from .topology import N_LANDMARKS, mirror_index
 
@@ -55,7 +56,7 @@ class ModelConfig:
     ``image_size`` is the side the caller resizes image inputs to (the encoders accept any size).
     """
 
-    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features")
+    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features", "face_asym")
     n_features: int = 0
     image_size: int = 112
     depth: str = "resnet18"
@@ -295,6 +296,24 @@ class LandmarkEncoder(VectorEncoder):
         return super().forward(torch.cat([x, landmark_asymmetry(x)], dim=-1).flatten(1))
 
 
+class FaceAsymmetryEncoder(VectorEncoder):
+    """MLP over the face-network mirror asymmetry, standardised per value on the training data.
+
+    The standardisation is a non-affine BatchNorm: its running statistics, fitted while training,
+    live in the state dict, and unlike a LayerNorm it keeps the overall size of the asymmetry,
+    which is the signal.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(FACE_ASYM_DIM, config)
+        self.scale = nn.BatchNorm1d(FACE_ASYM_DIM, affine=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"face_asym input must be (B, {self.in_dim}), got {tuple(x.shape)}")
+        return super().forward(self.scale(x))
+
+
 def _build_encoder(
     key: str, config: ModelConfig, pretrained: Mapping[str, Tensor] | None
 ) -> nn.Module:
@@ -302,6 +321,8 @@ def _build_encoder(
         return ImageEncoder(config.depth, config.embed_dim, pretrained)
     if key == "landmarks":
         return LandmarkEncoder(config)
+    if key == "face_asym":
+        return FaceAsymmetryEncoder(config)
     return VectorEncoder(config.n_features if key == "features" else N_BLENDSHAPES, config)
 
 

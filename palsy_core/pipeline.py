@@ -24,6 +24,8 @@ import numpy as np
 
 from . import features as feats
 from .alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
+from .face_net import DIM as FACE_ASYM_DIM
+from .face_net import shared_face_net
 from .landmarks import Detection, LandmarkDetector, make_detector
 from .line_segments import draw_line_segments
 from .marks import neutralise_green_marks
@@ -31,7 +33,7 @@ from .media import Frame, Source, iter_media_frames, media_kind
 from .topology import N_LANDMARKS
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
 N_BLENDSHAPES = 52
 PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
 _END = object()  # marks the end of a prefetched stream
@@ -67,6 +69,7 @@ class FrameResult:
     lines: np.ndarray | None = None  # (S, S, 3) uint8 line-segment image
     landmarks: np.ndarray | None = None  # (478, 3) normalised coordinates
     features: np.ndarray | None = None  # (F,) expression features
+    face_asym: np.ndarray | None = None  # (face_net.DIM,) face-network mirror asymmetry
     blendshapes: np.ndarray | None = None  # (52,) when the Tasks backend is used
 
     @property
@@ -118,6 +121,7 @@ def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings
         lines=draw_line_segments(alignment.points, settings.size),
         landmarks=normalised_coordinates(alignment),
         features=feats.frame_features(alignment.points),
+        face_asym=shared_face_net().asymmetry(face),
         blendshapes=detection.blendshapes,
     )
 
@@ -139,6 +143,7 @@ class MediaAnalysis:
     lines: np.ndarray  # (T, S, S, 3) uint8
     landmarks: np.ndarray  # (T, 478, 3); NaN without a face
     features: np.ndarray  # (T, F); NaN without a face
+    face_asym: np.ndarray  # (T, face_net.DIM); NaN without a face
     blendshapes: np.ndarray | None  # (T, 52) or None
     clip_features: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
@@ -242,6 +247,7 @@ class _FrameStack:
             lines=self._images("lines"),
             landmarks=stack("landmarks", (N_LANDMARKS, 3)),
             features=per_frame,
+            face_asym=stack("face_asym", (FACE_ASYM_DIM,)),
             blendshapes=stack("blendshapes", (N_BLENDSHAPES,)) if has_blend else None,
             clip_features=feats.clip_features(per_frame) if kind == "video" else
             np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),

@@ -39,6 +39,10 @@ MODALITIES: tuple[Modality, ...] = (
     Modality("features", "Expression features", "vector",
              "Parra-Dominguez key-point asymmetry features and Emotrics-style bilateral "
              "measurements in millimetres."),
+    Modality("face_asym", "Face-network asymmetry", "vector",
+             "Activations of MediaPipe's face-trained landmark network (frozen) for the aligned "
+             "face minus those for its mirror image: exactly zero for a symmetric face, so "
+             "identity, lighting and photo style cancel and asymmetry remains."),
     Modality("blendshapes", "Blendshapes", "vector",
              "52 expression blendshape scores from the MediaPipe Tasks FaceLandmarker.",
              optional=True),

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features")
+    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features", "face_asym")
     image_size: int = 64
     depth: str = "resnet10"
     embed_dim: int = 64

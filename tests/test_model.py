@@ -32,6 +32,8 @@ from palsy_core.model import (
     mirror_pair,
     sample_modality_mask,
 )
+from palsy_core.face_net import DIM as FACE_ASYM_DIM
+from palsy_core.face_net import shared_face_net
 from palsy_core.registry import MODALITY_KEYS
 from palsy_core.topology import LEFT_IRIS, RIGHT_IRIS, mirror_index
 
@@ -85,6 +87,7 @@ def real_batch(real_face) -> dict[str, torch.Tensor]:
         "landmarks": torch.from_numpy(
             np.stack([real_face["face_landmarks"], real_face["mirrored_landmarks"]])),
         "features": torch.randn(2, N_FEATURES, generator=gen),
+        "face_asym": torch.from_numpy(np.stack([shared_face_net().asymmetry(c) for c in crops])),
         "blendshapes": torch.rand(2, N_BLENDSHAPES, generator=gen),
     }
 
@@ -96,6 +99,7 @@ def random_batch(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
         "lines": torch.rand(batch, 3, SIZE, SIZE, generator=gen),
         "landmarks": torch.randn(batch, 478, 3, generator=gen),
         "features": torch.randn(batch, N_FEATURES, generator=gen),
+        "face_asym": torch.randn(batch, FACE_ASYM_DIM, generator=gen),
         "blendshapes": torch.rand(batch, N_BLENDSHAPES, generator=gen),
     }
 
@@ -151,12 +155,12 @@ def test_output_shapes(real_batch):
 
 def test_fusion_weights_are_softmax_over_enabled(real_batch):
     model = small_model()
-    logits = torch.tensor([0.3, -1.2, 0.8, 0.0, 2.0])
+    logits = torch.tensor([0.3, -1.2, 0.8, 0.0, -0.5, 2.0])
     with torch.no_grad():
         model.fusion_logits.copy_(logits)
     ratios = []
     for enabled in (ALL, ("rgb", "landmarks"), ("rgb", "landmarks", "blendshapes"),
-                    ("rgb", "lines", "landmarks"), ("features",)):
+                    ("rgb", "lines", "landmarks"), ("features", "face_asym"), ("features",)):
         out = model(real_batch, enabled=enabled)
         assert set(out.weights) == set(enabled) == set(out.embeddings)
         idx = [ALL.index(k) for k in enabled]
@@ -233,7 +237,7 @@ def test_disabled_inputs_are_never_read(real_batch):
         model({k: real_batch[k] for k in enabled}, enabled=("rgb", "lines"))
 
     # With a mask, a modality masked out in every row is not read either.
-    mask = torch.tensor([[False, True, False, True, False], [False, True, False, False, False]])
+    mask = torch.tensor([[k in ("lines", "features") for k in ALL], [k == "lines" for k in ALL]])
     out = model(StrictInputs(poisoned, enabled), mask=mask)
     assert set(out.weights) == set(enabled)
 
@@ -258,9 +262,10 @@ def test_mask_and_enabled_validation():
     model = small_model()
     batch = random_batch(2)
     with pytest.raises(ValueError, match="at least one"):
-        model(batch, mask=torch.tensor([[True] * 5, [False] * 5]))
+        model(batch, mask=torch.tensor([[True] * len(ALL), [False] * len(ALL)]))
     with pytest.raises(ValueError, match="at least one"):  # the row's only modality is disabled
-        model(batch, enabled=("rgb",), mask=torch.tensor([[True] * 5, [False, True] + [False] * 3]))
+        model(batch, enabled=("rgb",),
+              mask=torch.tensor([[True] * len(ALL), [k == "lines" for k in ALL]]))
     with pytest.raises(ValueError, match="bool tensor"):
         model(batch, mask=torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="not part of this model"):
@@ -402,7 +407,7 @@ META = {"feature_mean": [0.1] * N_FEATURES, "feature_std": [1.5] * N_FEATURES,
 def test_checkpoint_round_trip_is_exact(tmp_path, real_batch):
     model = small_model(seed=5)
     with torch.no_grad():
-        model.fusion_logits.copy_(torch.tensor([0.5, -0.5, 1.0, 0.0, 0.2]))
+        model.fusion_logits.copy_(torch.tensor([0.5, -0.5, 1.0, 0.0, -0.3, 0.2]))
     meta = {**META, "threshold": np.float64(0.42), "auc": np.array([0.9, 0.8])}
     path = save_checkpoint(tmp_path / "sub" / "model.pt", model, meta, precision="float32")
     loaded, loaded_meta = load_checkpoint(path)
