@@ -27,10 +27,11 @@ st.title("palsy-fusion")
 disclaimer()
 st.markdown(
     "Screens a face for **one-sided facial palsy** in a photo, a video or the live camera. Each "
-    "frame is seen four ways: the aligned RGB face, an image of facial line segments, the 478 "
-    "landmark coordinates and expression features (left-right asymmetry measured in "
-    "millimetres). A network per view feeds a learned weighted fusion, which gives P(palsy) and "
-    "the likely affected side. Everything runs offline on this computer."
+    "frame is seen five ways: the aligned RGB face, an image of facial line segments, the 478 "
+    "landmark coordinates, expression features (left-right asymmetry measured in millimetres) "
+    "and the face-network asymmetry (a face-trained network's view of the face minus its view "
+    "of the mirror image). A network per view feeds a learned weighted fusion, which gives "
+    "P(palsy) and the likely affected side. Everything runs offline on this computer."
 )
 
 for path, label, icon, help_text in PAGES:

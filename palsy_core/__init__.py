@@ -1,6 +1,6 @@
 """palsy-fusion core: everything that is not UI.
 
-Decoding, landmarks, alignment, the four modalities, the fused model, training, evaluation,
+Decoding, landmarks, alignment, the modalities, the fused model, training, evaluation,
 explanation and reports. Never imports Streamlit. Research tool, not a diagnostic device.
 """
 

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv-out", help="folder for CV metrics.json/predictions.csv "
                                     "(default: next to --out, NAME_cv/)")
     p.add_argument("--modalities", nargs="+", choices=MODALITY_KEYS,
-                   help="modalities to train (default: all four)")
+                   help="modalities to train (default: all but blendshapes)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--image-size", type=int, help="side of the image-branch inputs (default 64)")
     p.add_argument("--depth", choices=["resnet10", "resnet18", "resnet34", "resnet50"])

@@ -96,9 +96,10 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "## What it is",
         f"- Fused network over {', '.join(loaded.modalities)}: {tc.get('depth')} image branches "
         f"(inputs {tc.get('image_size')} px, image and its mirror difference), feed-forward "
-        "branches for landmarks (coordinates and mirror asymmetry) and expression features, "
-        "softmax-weighted fusion, palsy and affected-side heads. Trained with modality dropout so "
-        "every subset of modalities is a true ablation.",
+        "branches for landmarks (coordinates and mirror asymmetry), expression features and the "
+        "face-network asymmetry (MediaPipe's frozen face network on the face minus on its mirror "
+        "image), softmax-weighted fusion, palsy and affected-side heads. Trained with modality "
+        "dropout so every subset of modalities is a true ablation.",
         f"- Learned fusion weights (all modalities on): {wtxt}.",
         f"- Decision threshold {meta['threshold']:.3f}, chosen on a subject-grouped validation "
         "split of the training data (maximum balanced accuracy); one threshold per modality "

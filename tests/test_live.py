@@ -32,7 +32,7 @@ from palsy_core.registry import FRAME_FEATURES
 from palsy_core.scoring import load_model
 from ui.live import ICE_ENV, NO_ICE, SCORER_KEY, frame_callback, rtc_configuration
 
-ALL = ("rgb", "lines", "landmarks", "features")
+ALL = ("rgb", "lines", "landmarks", "features", "face_asym")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def model_file(tmp_path_factory):
     model = FusionModel(ModelConfig(n_features=n, image_size=48, depth="resnet10", embed_dim=32,
                                     hidden_dim=32))
     with torch.no_grad():  # unequal fusion weights, as after training
-        model.fusion_logits.copy_(torch.tensor([0.5, -0.5, 1.0, 0.0]))
+        model.fusion_logits.copy_(torch.tensor([0.5, -0.5, 1.0, 0.0, 0.3]))
     norm = Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32))
     return save_checkpoint(tmp_path_factory.mktemp("live_model") / "m.pt", model,
                            {"normaliser": norm.to_dict(), "thresholds": {}, "threshold": 0.5})
@@ -297,7 +297,7 @@ def test_live_page_loads_offline_and_toggles_update_the_scorer(live_page):
     at.run()
     assert not at.exception, at.exception
     assert at.session_state[SCORER_KEY] is scorer  # one scorer (and detector) per session
-    assert scorer.enabled == ("lines", "landmarks", "features") and scorer.overlay == "landmarks"
+    assert scorer.enabled == ALL[1:] and scorer.overlay == "landmarks"
 
 
 def test_live_page_uses_configured_ice_servers(live_page, monkeypatch):

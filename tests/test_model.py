@@ -22,6 +22,8 @@ from palsy_core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from palsy_core.face_net import DIM as FACE_ASYM_DIM
+from palsy_core.face_net import shared_face_net
 from palsy_core.model import (
     N_BLENDSHAPES,
     FusionModel,
@@ -32,8 +34,6 @@ from palsy_core.model import (
     mirror_pair,
     sample_modality_mask,
 )
-from palsy_core.face_net import DIM as FACE_ASYM_DIM
-from palsy_core.face_net import shared_face_net
 from palsy_core.registry import MODALITY_KEYS
 from palsy_core.topology import LEFT_IRIS, RIGHT_IRIS, mirror_index
 

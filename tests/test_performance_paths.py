@@ -22,6 +22,7 @@ from PIL import Image
 from palsy_core import line_segments as ls
 from palsy_core.alignment import align
 from palsy_core.batches import FrameArrays, resize_images, to_inputs
+from palsy_core.face_net import DIM as FACE_ASYM_DIM
 from palsy_core.features import clip_features
 from palsy_core.landmarks import make_detector
 from palsy_core.live import LiveScorer
@@ -253,7 +254,8 @@ def test_model_inputs_equal_the_plain_formula(frame_by_frame, loaded):
     for rgb, lines in ((np.stack([fr.rgb for fr in faces]), np.stack([fr.lines for fr in faces])),
                        (every_value, every_value[:, ::-1])):
         arrays = FrameArrays(rgb, lines, np.zeros((len(rgb), N_LANDMARKS, 3), np.float32),
-                             np.zeros((len(rgb), loaded.model.config.n_features), np.float32))
+                             np.zeros((len(rgb), loaded.model.config.n_features), np.float32),
+                             np.zeros((len(rgb), FACE_ASYM_DIM), np.float32))
         got = to_inputs(arrays, loaded.normaliser, ("rgb", "lines"))
         mean = np.array([0.485, 0.456, 0.406], np.float32)
         std = np.array([0.229, 0.224, 0.225], np.float32)
@@ -271,7 +273,7 @@ def test_scored_media_equals_encoding_every_face_at_once(pyfeat_dir, frame_by_fr
     size, model = loaded.model.config.image_size, loaded.model
     arrays = FrameArrays(resize_images(analysis.rgb[idx], size),
                          resize_images(analysis.lines[idx], size), analysis.landmarks[idx],
-                         analysis.features[idx])
+                         analysis.features[idx], analysis.face_asym[idx])
     with ParallelEncoder(model) as encoder:
         threads = encoder.threads_each
     want = {}
@@ -302,7 +304,7 @@ def test_live_scores_equal_a_plain_forward_pass(pyfeat_dir, loaded):
             fr = analyse_frame(f.rgb, det, settings, f.index, f.timestamp_s)
             arrays = FrameArrays(resize_images(fr.rgb[None], size),
                                  resize_images(fr.lines[None], size), fr.landmarks[None],
-                                 fr.features[None])
+                                 fr.features[None], fr.face_asym[None])
             with torch.no_grad(), torch_threads(1):
                 out = loaded.model(to_inputs(arrays, loaded.normaliser, loaded.modalities))
             assert result.p_frame == float(torch.sigmoid(out.palsy_logit)[0])
