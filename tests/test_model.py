@@ -275,7 +275,7 @@ def test_mask_and_enabled_validation():
     with pytest.raises(ValueError, match="different batch sizes"):
         model({**batch, "features": torch.zeros(3, N_FEATURES)})
     with pytest.raises(ValueError, match="different batch sizes"):
-        model(batch, mask=torch.ones(3, 5, dtype=torch.bool))
+        model(batch, mask=torch.ones(3, len(ALL), dtype=torch.bool))
 
 
 def test_training_step_reduces_loss_through_every_branch():

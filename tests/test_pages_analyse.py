@@ -132,7 +132,10 @@ def test_ablation_page_rescores_lists_every_subset_and_sweeps_severity(photo):
     table = at.dataframe[0].value
     current = table[table.current == "✓"]
     assert len(current) == 1 and "Line segments" not in current.modalities.iloc[0]
-    assert _metric(at, "P(palsy)") != before
+    without_lines = tuple(m for m in photo.modalities if m != "lines")
+    assert photo.score(without_lines).p != photo.score().p
+    assert _metric(at, "P(palsy)") == _pct(photo.score(without_lines).p)
+    assert before == _pct(photo.score().p)
 
     at.slider(key="sweep_steps").set_value(3)
     at.button(key="run_sweep").click().run()

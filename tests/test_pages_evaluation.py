@@ -86,7 +86,7 @@ def test_home_page_shows_the_model_card(env, trained, tmp_path):
     loaded = load_model(trained)
     weights = _specs(at)[0]["data"][0]
     assert weights["y"] == ["RGB face", "Line segments", "Landmark coordinates",
-                            "Expression features"]
+                            "Expression features", "Face-network asymmetry"]
     expected = loaded.model.fusion_logits.detach().softmax(0).tolist()
     assert weights["x"] == pytest.approx(expected, abs=1e-6)
     assert sum(weights["x"]) == pytest.approx(1.0)
@@ -110,12 +110,13 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     # One confusion matrix per variant (fused, subsets, unimodal and logistic baselines).
     shown = dict(_confusions(at))
     assert shown == {variant_label(n): m["confusion"] for n, m in cv["overall"].items()}
-    assert len(shown) == 14
+    n = len(load_model(trained).modalities)  # fused, n without-one, n single, n unimodal, logistic
+    assert len(shown) == 1 + 3 * n + 1
 
     roc = next(s for s in _specs(at) if s["layout"]["title"]["text"] == "ROC")
     legend = [t["name"] for t in roc["data"] if t.get("showlegend", True)]
     assert f"Fused (all modalities) (AUROC {cv['overall']['fused']['auroc']:.2f})" in legend
-    assert len(legend) == 1 + 5  # chance line, fused and the four single modalities
+    assert len(legend) == 2 + n  # chance line, fused and each single modality
 
     overall = at.dataframe[0].value
     assert overall.loc["Fused (all modalities)", "F1"] == round(cv["overall"]["fused"]["f1"], 3)
@@ -158,7 +159,8 @@ def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
     assert row["p_fused"] == pytest.approx(ScoredMedia(load_model(trained), analysis).score().p,
                                            abs=1e-5)
     own = dict(_confusions(at)[n_cv:])
-    assert len(own) == len(result.names) == 9  # fused, four without-one, four single
+    n = len(load_model(trained).modalities)
+    assert len(own) == len(result.names) == 1 + 2 * n  # fused, n without-one, n single
     assert own[variant_label("fused")] == fused["confusion"]
 
 
