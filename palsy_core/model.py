@@ -27,7 +27,7 @@ from torchvision.models import ResNet, ResNet18_Weights, ResNet34_Weights, ResNe
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .face_net import DIM as FACE_ASYM_DIM
-from .registry import MODALITY_KEYS, modality
+from .registry import DEFAULT_MODALITIES, MODALITY_KEYS, modality
 from .topology import N_LANDMARKS, mirror_index
 
 N_BLENDSHAPES = 52
@@ -56,7 +56,7 @@ class ModelConfig:
     ``image_size`` is the side the caller resizes image inputs to (the encoders accept any size).
     """
 
-    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features", "face_asym")
+    modalities: tuple[str, ...] = DEFAULT_MODALITIES
     n_features: int = 0
     image_size: int = 112
     depth: str = "resnet18"

@@ -49,6 +49,8 @@ MODALITIES: tuple[Modality, ...] = (
 )
 
 MODALITY_KEYS: tuple[str, ...] = tuple(m.key for m in MODALITIES)
+# What a model is built with unless told otherwise: every modality every detector provides.
+DEFAULT_MODALITIES: tuple[str, ...] = tuple(m.key for m in MODALITIES if not m.optional)
 
 
 def modality(key: str) -> Modality:

@@ -23,13 +23,14 @@ from .batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
 from .dataset import SampleSet
 from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
+from .registry import DEFAULT_MODALITIES
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    modalities: tuple[str, ...] = ("rgb", "lines", "landmarks", "features", "face_asym")
+    modalities: tuple[str, ...] = DEFAULT_MODALITIES
     image_size: int = 64
     depth: str = "resnet10"
     embed_dim: int = 64
