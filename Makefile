@@ -28,9 +28,11 @@ test: dev
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-# The shipped model: subject-grouped CV with baselines, then the final fit on all dev data.
+# The shipped model: subject-grouped CV with baselines, the leave-one-source-out transfer check,
+# then the final fit on all dev data.
 train: setup
-	$(PY) -m palsy_core train --manifest $(DEV_MANIFEST) --out models/default.pt --cv groupkfold:5
+	$(PY) -m palsy_core train --manifest $(DEV_MANIFEST) --out models/default.pt --cv groupkfold:5 \
+		--transfer
 	$(PY) -m palsy_core card --model models/default.pt --out models/README.md
 
 # Speed and memory benchmark on a real face video (a few minutes); updates bench/RESULTS.md.

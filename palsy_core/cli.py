@@ -94,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .dataset import SampleSet, real_samples, synthetic_samples
     from .evaluate import write_artifacts
     from .train import TrainConfig, fit
+    from .transfer import leave_one_source_out, write_transfer
 
     start = time.time()
     rows = read_manifest(args.manifest)
@@ -120,13 +121,16 @@ def cmd_train(args: argparse.Namespace) -> int:
              "real_frames": len(real), "synthetic_samples": len(synthetic),
              "train_config": config.to_dict(), "extraction": settings.__dict__}
     cv_metrics = None
+    cv_dir = Path(args.cv_out) if args.cv_out else out.with_name(out.stem + "_cv")
     if args.cv != "none":
         df = cross_validate(rows, analyses, real, synthetic, config, args.cv,
                             baselines=not args.no_baselines)
-        cv_dir = Path(args.cv_out) if args.cv_out else out.with_name(out.stem + "_cv")
         cv_metrics = write_artifacts(df, variant_names(config.modalities, not args.no_baselines),
                                      cv_dir, {"cv": args.cv, **extra})
         print(f"cross-validation ({args.cv}) written to {cv_dir}")
+    if args.transfer:
+        write_transfer(leave_one_source_out(rows, analyses, real, synthetic, config), cv_dir)
+        print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
     trained = fit(SampleSet.concat(real, synthetic), config)
     extra["total_seconds"] = time.time() - start
     meta = trained.meta({**extra, "cv": args.cv,
@@ -243,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic one-sided palsy variants per healthy file (default 4)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the unimodal and logistic-regression baselines in CV")
+    p.add_argument("--transfer", action="store_true",
+                   help="also hold out each source in turn (one more fused model per source) "
+                        "and write transfer.json into the CV folder: accuracy on an unseen "
+                        "source and on synthetic palsy of its healthy faces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="extraction cache folder (default ~/.cache/palsy-fusion)")
     _add_video_args(p)

@@ -56,7 +56,7 @@ def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndar
     return masks
 
 
-def _as_loaded(trained: Trained) -> LoadedModel:
+def as_loaded(trained: Trained) -> LoadedModel:
     return LoadedModel(trained.model, trained.normaliser, trained.thresholds, {})
 
 
@@ -131,14 +131,14 @@ def cross_validate(
             rec = {"path": row.rel, "subject": row.subject, "source": row.source,
                    "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
                    "frames": res.n_frames, "face_frames": len(face)}
-            scored = ScoredMedia(_as_loaded(trained), res)
+            scored = ScoredMedia(as_loaded(trained), res)
             for subset in subsets:
                 out = scored.score(subset)
                 rec[f"p_{out.name}"] = out.p
                 rec[f"thr_{out.name}"] = out.threshold
             rec["p_left"] = scored.score().p_left
             for m, tm in unimodal.items():
-                out = ScoredMedia(_as_loaded(tm), res).score()
+                out = ScoredMedia(as_loaded(tm), res).score()
                 rec[f"p_unimodal_{m}"] = out.p
                 rec[f"thr_unimodal_{m}"] = out.threshold
             if clf is not None:

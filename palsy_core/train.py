@@ -132,7 +132,11 @@ def _mirror_some(batch: SampleSet, w: np.ndarray, flip: np.ndarray):
 
 def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
         device: str | None = None) -> Trained:
-    """Train one model on ``data`` (real and synthetic samples of the training subjects)."""
+    """Train one model on ``data`` (real and synthetic samples of the training subjects).
+
+    Thresholds are chosen on the validation subjects' real files, or on all their samples where
+    the real files hold one class only (a source held out that holds all the real palsy).
+    """
     start = time.time()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.seed)
@@ -209,13 +213,17 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
     model.eval()
 
     thresholds = {}
-    real_val = val.take(np.flatnonzero(~val.synthetic)) if len(val) else val
+    thr_val = val.take(np.flatnonzero(~val.synthetic)) if len(val) else val
+    if len(set(thr_val.y.tolist())) < 2:  # e.g. palsy seen only as synthetic warps
+        thr_val = val
+    # A real file's frames form one unit; each synthetic sample is its own.
+    units = np.where(thr_val.synthetic, -1 - np.arange(len(thr_val)), thr_val.file_id)
     subsets = all_subsets(keys)
-    probs = subset_probs(model, normaliser, real_val.arrays, subsets) if len(real_val) else {}
+    probs = subset_probs(model, normaliser, thr_val.arrays, subsets) if len(thr_val) else {}
     for subset in subsets:
         key = subset_key(subset)
         if key in probs:
-            pf, yf = _file_means(probs[key], real_val.file_id, real_val.y)
+            pf, yf = _file_means(probs[key], units, thr_val.y)
             thresholds[key] = best_threshold(yf, pf)
         else:
             thresholds[key] = 0.5

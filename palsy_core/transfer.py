@@ -1,0 +1,149 @@
+"""Transfer checks: how the fused model does on a source it has never seen.
+
+Cross-validation inside one collection overstates quality, even grouped by subject: a model can
+learn a source's photo style (the data README measured a frozen face CNN at AUROC 0.94-0.99 in
+grouped CV and 0.66-0.78 on other sources). So each source is held out in turn: the fused model is
+trained on the other sources (real files plus synthetic palsy made from *their* healthy faces, with
+every subject of the held-out source removed) and then scores
+
+1. the held-out source's real files, at the threshold chosen on its own training data, and
+2. synthetic one-sided palsy made from the held-out source's healthy faces, against their
+   severity-0 controls: can it find palsy on people and photo styles it has never seen, and on
+   which side?
+
+A source holding only palsy files is held out too; that model has seen palsy only as synthetic
+warps of healthy faces. Synthetic samples are scored here but never enter the real-file metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .batches import to_inputs
+from .crossval import as_loaded
+from .dataset import SIDE_CODES, SampleSet
+from .evaluate import metrics_from_predictions
+from .manifest import ManifestRow
+from .pipeline import MediaAnalysis
+from .scoring import ScoredMedia
+from .train import TrainConfig, Trained, fit, subset_key
+
+LEFT = SIDE_CODES["left"]
+
+
+@dataclass
+class TransferResult:
+    files: pd.DataFrame  # held-out real files with a face: path, subject, source, y, p/thr_fused
+    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces: source, y, side, p
+    trained_on: dict[str, dict] = field(default_factory=dict)  # source -> training-set counts
+    skipped: dict[str, str] = field(default_factory=dict)  # source -> why it was not held out
+
+
+def _synthetic_scores(trained: Trained, data: SampleSet, batch_size: int = 128
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample P(palsy) and P(affected side = left) with every modality on."""
+    model, keys = trained.model.eval(), trained.model.config.modalities
+    p, p_left = [], []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            part = data.arrays.take(np.arange(start, min(start + batch_size, len(data))))
+            out = model.fuse(model.encode(to_inputs(part, trained.normaliser, keys), keys), keys)
+            p.append(torch.sigmoid(out.palsy_logit).numpy())
+            p_left.append(torch.sigmoid(out.side_logit).numpy())
+    return np.concatenate(p), np.concatenate(p_left)
+
+
+def leave_one_source_out(
+    rows: Sequence[ManifestRow],
+    analyses: dict[Path, MediaAnalysis],
+    real: SampleSet,
+    synthetic: SampleSet,
+    config: TrainConfig,
+    progress: bool = True,
+) -> TransferResult:
+    """Hold out each source in turn (see the module docstring); needs at least two sources."""
+    sources = sorted({r.source for r in rows})
+    subjects = np.array([r.subject for r in rows], dtype=object)
+    files, synth, trained_on, skipped = [], [], {}, {}
+    if len(sources) < 2:
+        return TransferResult(pd.DataFrame(), pd.DataFrame(),
+                              skipped={s: "only one source in the manifest" for s in sources})
+    for k, source in enumerate(sources):
+        test_ids = np.flatnonzero([r.source == source for r in rows])
+        # Whole people out: a subject with files in the held-out source trains on none of them.
+        train_ids = np.flatnonzero(~np.isin(subjects, subjects[test_ids]))
+        train = SampleSet.concat(real.take(np.flatnonzero(np.isin(real.file_id, train_ids))),
+                                 synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
+                                                                       train_ids))))
+        if len(set(train.y.tolist())) < 2:
+            skipped[source] = ("the other sources hold one class only, even with synthetic "
+                               "palsy: nothing to train on")
+            continue
+        trained_on[source] = {"files": len(np.unique(train.file_id[~train.synthetic])),
+                              "subjects": len(set(subjects[train_ids])),
+                              "real_palsy_files": len(np.unique(
+                                  train.file_id[~train.synthetic & (train.y == 1)])),
+                              "synthetic_samples": int(train.synthetic.sum())}
+        if progress:
+            print(f"transfer {k + 1}/{len(sources)}: {source} held out "
+                  f"({len(test_ids)} files), training on {trained_on[source]['files']} files "
+                  f"(+{trained_on[source]['synthetic_samples']} synthetic)")
+        trained = fit(train, replace(config, seed=config.seed + 100 + k), progress=progress)
+        loaded = as_loaded(trained)
+        threshold = trained.thresholds[subset_key(config.modalities)]
+        for i in test_ids:
+            res = analyses.get(rows[i].path)
+            if res is None or not res.has_face.any():
+                continue
+            out = ScoredMedia(loaded, res).score()
+            files.append({"path": rows[i].rel, "subject": rows[i].subject, "source": source,
+                          "label": rows[i].label, "y": rows[i].y,
+                          "face_frames": int(res.has_face.sum()), "p_fused": out.p,
+                          "thr_fused": threshold, "p_left": out.p_left})
+        held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id, test_ids)))
+        if len(held):
+            p, p_left = _synthetic_scores(trained, held)
+            for j in range(len(held)):
+                synth.append({"path": rows[held.file_id[j]].rel, "source": source,
+                              "y": int(held.y[j]), "side": int(held.side[j]), "face_frames": 1,
+                              "p_fused": float(p[j]), "thr_fused": threshold,
+                              "p_left": float(p_left[j])})
+    return TransferResult(pd.DataFrame.from_records(files), pd.DataFrame.from_records(synth),
+                          trained_on, skipped)
+
+
+def summarise(result: TransferResult) -> dict:
+    """Metrics for ``transfer.json``: real held-out files and synthetic palsy, per source."""
+    out: dict = {"trained_on": result.trained_on, "skipped": result.skipped}
+    if len(result.files):
+        real = metrics_from_predictions(result.files, ["fused"])
+        out["real"] = {"pooled": real["overall"]["fused"],
+                       "per_source": {s: b["fused"] for s, b in real["per_source"].items()}}
+    if len(result.synthetic):
+        syn = metrics_from_predictions(result.synthetic, ["fused"])
+        palsy = result.synthetic[result.synthetic["y"] == 1]
+        side_ok = (palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT)
+        sides = side_ok.groupby(palsy["source"]).mean()
+        per_source = {s: {**b["fused"], "side_accuracy": float(sides.get(s, np.nan))}
+                      for s, b in syn["per_source"].items()}
+        out["synthetic"] = {"pooled": {**syn["overall"]["fused"],
+                                       "side_accuracy": float(side_ok.mean())},
+                            "per_source": per_source}
+    return out
+
+
+def write_transfer(result: TransferResult, out: Path) -> dict:
+    """``out/transfer.json`` plus the scored rows behind it as two CSV files."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(result)
+    (out / "transfer.json").write_text(json.dumps(summary, indent=2, default=float))
+    result.files.to_csv(out / "transfer_predictions.csv", index=False)
+    result.synthetic.to_csv(out / "transfer_synthetic.csv", index=False)
+    return summary
