@@ -13,7 +13,14 @@ from palsy_core.bundle import BundleError, unpacked_bundle
 from palsy_core.manifest import ManifestError
 from palsy_core.pipeline import Settings
 from ui.common import disclaimer, get_model, model_path
-from ui.evaluation import cv_dir_for, evaluate_manifest, load_cv, show_evaluation, show_problem
+from ui.evaluation import (
+    cv_dir_for,
+    evaluate_manifest,
+    load_cv,
+    show_evaluation,
+    show_problem,
+    show_transfer,
+)
 
 OWN_KEY = "evaluation_own"
 FROM_PATH, FROM_ZIP = "A manifest on this computer", "A zip with a manifest and its media"
@@ -34,6 +41,8 @@ with cv_tab:
         st.caption("Out-of-fold predictions: every file was scored by a model trained without "
                    "its subject.")
         show_evaluation(cv, key="cv")
+        st.subheader("Transfer to an unseen source")
+        show_transfer(cv_dir)
 
 with own_tab:
     st.markdown("A manifest is a CSV with the columns `path,label,subject` and optionally "

@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .scoring import load_model, variant_label
+from .transfer import transfer_tables
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
 
@@ -80,45 +84,40 @@ def source_table(per_source: dict, names: list[str]) -> str:
     return "\n".join(rows)
 
 
+def _markdown(df: pd.DataFrame) -> str:
+    def cell(v) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+    rows = ["| " + " | ".join(df.columns) + " |", "|---" * len(df.columns) + "|"]
+    rows += ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(rows)
+
+
 def transfer_section(transfer: dict) -> list[str]:
     """The leave-one-source-out check: unseen sources, and synthetic palsy on their faces."""
+    real, synthetic = transfer_tables(transfer)
     parts = ["## Transfer to an unseen source (leave one source out)",
              "Each source in turn is held out: a fused model is trained on the other sources "
              "(real files and synthetic palsy made from their healthy faces; every subject of "
              "the held-out source removed) with the same recipe, and its threshold comes from its "
              "own training data. It then scores the held-out source's real files, and synthetic "
              "one-sided palsy made from that source's healthy faces against their severity-0 "
-             "controls. The model that holds out `droop-web` has seen palsy only as synthetic "
-             "warps. Numbers in percent; rows written by `palsy_core/transfer.py` to "
-             "`models/default_cv/transfer*.csv`.",
-             "",
-             "| held-out source | trained on (files / subjects, real palsy files) "
-             "| held-out files | accuracy on real files |",
-             "|---|---|---|---|"]
-    real = transfer.get("real", {}).get("per_source", {})
-    for source, m in real.items():
-        t = transfer["trained_on"][source]
-        parts.append(f"| {source} | {t['files']} / {t['subjects']}, {t['real_palsy_files']} "
-                     f"| {m['n']} ({m['n_palsy']} palsy) | {_fmt(m['accuracy'])} |")
+             "controls. A model that holds out the only palsy source has seen palsy only as "
+             "synthetic warps. Numbers in percent; the scored rows are in "
+             "`transfer_predictions.csv` and `transfer_synthetic.csv` next to `transfer.json`.",
+             ""]
+    if len(real):
+        parts.append(_markdown(real))
     if "pooled" in transfer.get("real", {}):
         m = transfer["real"]["pooled"]
         parts += ["", f"Pooled over every held-out file ({m['n']}), each scored by the model that "
                   f"never saw its source: precision {_fmt(m['precision'])}, recall "
                   f"{_fmt(m['recall'])}, F1 {_fmt(m['f1'])}, accuracy {_fmt(m['accuracy'])}, "
-                  f"AUROC {_fmt(m['auroc'])} (AUROC pools scores of different models)."]
-    syn = transfer.get("synthetic", {}).get("per_source", {})
-    if syn:
-        parts += ["", "| held-out source | synthetic palsy / controls | palsy found (recall) "
-                  "| controls passed (specificity) | AUROC | affected side correct |",
-                  "|---|---|---|---|---|---|"]
-        for source, m in syn.items():
-            tn, fp = m["confusion"][0]
-            spec = tn / (tn + fp) if tn + fp else None
-            parts.append(f"| {source} | {m['n_palsy']} / {m['n'] - m['n_palsy']} "
-                         f"| {_fmt(m['recall'])} | {_fmt(spec)} | {_fmt(m['auroc'])} "
-                         f"| {_fmt(m['side_accuracy'])} |")
+                  f"AUROC {_fmt(m['auroc'])} (AUROC pools the scores of different models)."]
+    if len(synthetic):
+        parts += ["", _markdown(synthetic)]
     for source, why in transfer.get("skipped", {}).items():
-        parts.append(f"\n`{source}` was not held out: {why}.")
+        parts += ["", f"`{source}` was not held out: {why}."]
     return parts
 
 

@@ -147,3 +147,29 @@ def write_transfer(result: TransferResult, out: Path) -> dict:
     result.files.to_csv(out / "transfer_predictions.csv", index=False)
     result.synthetic.to_csv(out / "transfer_synthetic.csv", index=False)
     return summary
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
+
+
+def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Display tables (percent) for the card and the dashboard: held-out sources' real files,
+    and synthetic palsy made from their healthy faces."""
+    real = []
+    for source, m in summary.get("real", {}).get("per_source", {}).items():
+        t = summary["trained_on"][source]
+        real.append({"held-out source": source, "trained on files": t["files"],
+                     "trained on subjects": t["subjects"],
+                     "real palsy files in training": t["real_palsy_files"],
+                     "held-out files": m["n"], "held-out palsy files": m["n_palsy"],
+                     "accuracy %": _pct(m["accuracy"])})
+    synthetic = []
+    for source, m in summary.get("synthetic", {}).get("per_source", {}).items():
+        tn, fp = m["confusion"][0]
+        synthetic.append({"held-out source": source, "synthetic palsy": m["n_palsy"],
+                          "controls": m["n"] - m["n_palsy"], "palsy found %": _pct(m["recall"]),
+                          "controls passed %": _pct(tn / (tn + fp) if tn + fp else None),
+                          "AUROC %": _pct(m["auroc"]),
+                          "affected side correct %": _pct(m["side_accuracy"])})
+    return pd.DataFrame(real), pd.DataFrame(synthetic)

@@ -61,6 +61,40 @@ def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
     return root / "manifest.csv"
 
 
+@pytest.fixture(scope="session")
+def transfer_run(tmp_path_factory, palsy_manifest):
+    """The leave-one-source-out check on the real faces split into three sources.
+
+    Healthy photos go to two sources by index and every synthetic-palsy photo to a third; person
+    s0 keeps one id in a healthy source and the palsy one (the others get distinct ids), so the
+    check must keep that person out of training wherever they appear.
+    Returns (manifest rows, TransferResult).
+    """
+    from palsy_core.dataset import real_samples, synthetic_samples
+    from palsy_core.extract import extract_paths
+    from palsy_core.manifest import read_manifest
+    from palsy_core.pipeline import Settings
+    from palsy_core.train import TrainConfig
+    from palsy_core.transfer import leave_one_source_out
+
+    text = palsy_manifest.read_text().splitlines()
+    lines = [text[0]]
+    for line in text[1:]:
+        path, label, subject, side, _ = line.split(",")
+        i = int(subject[1:])
+        source = "palsy-set" if label == "palsy" else ("healthy-a", "healthy-b")[i % 2]
+        lines.append(",".join([path, label, subject if i == 0 else f"{label}{i}", side, source]))
+    manifest = palsy_manifest.with_name("sources.csv")
+    manifest.write_text("\n".join(lines) + "\n")
+    rows = read_manifest(manifest)
+    analyses = extract_paths([r.path for r in rows], Settings(),
+                             tmp_path_factory.mktemp("transfer_cache"), progress=False).results
+    config = TrainConfig(modalities=("landmarks", "features"), epochs=3)
+    real = real_samples(rows, analyses, config.image_size)
+    synthetic = synthetic_samples(rows, analyses, config.image_size, variants=1, progress=False)
+    return rows, leave_one_source_out(rows, analyses, real, synthetic, config, progress=False)
+
+
 def make_test_model(path: Path) -> Path:
     """A small seeded random model with unequal fusion weights, saved as a checkpoint."""
     torch.manual_seed(0)

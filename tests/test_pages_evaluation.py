@@ -128,6 +128,30 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     assert subjects["correct"].sum() == tn + tp
 
 
+def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
+    from palsy_core.transfer import transfer_tables, write_transfer
+
+    cv_dir = trained.with_name("m_cv")
+    at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
+    assert any("--transfer" in i.value for i in at.info)  # none written yet: says how
+
+    summary = write_transfer(transfer_run[1], cv_dir)
+    try:
+        at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
+        assert not at.exception, at.exception
+        real, synthetic = transfer_tables(summary)
+        tables = [d.value for d in at.dataframe if "held-out source" in d.value.columns]
+        assert len(tables) == 2
+        pd.testing.assert_frame_equal(tables[0].reset_index(drop=True), real)
+        pd.testing.assert_frame_equal(tables[1].reset_index(drop=True), synthetic)
+        assert list(real["held-out source"]) == ["healthy-a", "healthy-b", "palsy-set"]
+        pooled = {m.label: m.value for m in at.metric}
+        assert pooled["Pooled F1"] == f"{100 * summary['real']['pooled']['f1']:.1f}"
+    finally:
+        for name in ("transfer.json", "transfer_predictions.csv", "transfer_synthetic.csv"):
+            (cv_dir / name).unlink()
+
+
 def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
         env, trained, palsy_manifest, detector):
     folder = palsy_manifest.parent

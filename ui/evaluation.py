@@ -3,7 +3,7 @@
 One ``EvaluationResult`` (metrics, predictions, variant names, unreadable files) feeds the same
 views whether it comes from the shipped model's cross-validation artifacts or from the user's own
 labelled data, so both are shown identically. Table and figure builders are plain functions;
-only ``show_evaluation`` and ``show_problem`` draw.
+only the ``show_*`` functions draw.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from palsy_core.manifest import LABELS, read_manifest
 from palsy_core.pipeline import Settings
 from palsy_core.registry import MODALITIES
 from palsy_core.scoring import LoadedModel, variant_label
+from palsy_core.transfer import transfer_tables
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
@@ -266,3 +267,32 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     name = st.selectbox("Variant", names, format_func=variant_label, key=f"{key}_table")
     st.dataframe(per_source_table(result.metrics, name), key=f"{key}_sources")
     st.dataframe(per_subject_table(result.predictions, name), key=f"{key}_subjects")
+
+
+def show_transfer(cv_dir: Path) -> None:
+    """The leave-one-source-out check (``train --transfer``), when the model has one."""
+    path = cv_dir / "transfer.json"
+    if not path.is_file():
+        st.info("No transfer check next to this model: `python -m palsy_core train ... "
+                "--transfer` writes `transfer.json` (`make train` does).")
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    real, synthetic = transfer_tables(summary)
+    st.caption("Each source held out in turn: a model trained on the other sources (the held-out "
+               "people removed) scores the held-out source's real files, and synthetic one-sided "
+               "palsy made from its healthy faces. Numbers in percent; thresholds come from each "
+               "model's own training data.")
+    st.dataframe(real, hide_index=True, key="transfer_real")
+    pooled = summary.get("real", {}).get("pooled")
+    if pooled:
+        cols = st.columns(4)
+        for col, (label, k) in zip(cols, [("F1", "f1"), ("AUROC", "auroc"),
+                                          ("accuracy", "accuracy"), ("recall", "recall")],
+                                   strict=True):
+            value = pooled.get(k)
+            col.metric(f"Pooled {label}", "n/a" if value is None else f"{100 * value:.1f}")
+    if len(synthetic):
+        st.markdown("**Synthetic one-sided palsy on the held-out sources' healthy faces**")
+        st.dataframe(synthetic, hide_index=True, key="transfer_synthetic")
+    for source, why in summary.get("skipped", {}).items():
+        st.warning(f"`{source}` was not held out: {why}.")
