@@ -124,6 +124,7 @@ def transfer_section(transfer: dict) -> list[str]:
 def render(model_path: Path, cv_dir: Path) -> str:
     loaded = load_model(model_path)
     meta = loaded.meta
+    transfer = cv_dir / "transfer.json"
     cv = json.loads((cv_dir / "metrics.json").read_text())
     names = list(cv["overall"])
     wtxt = ", ".join(f"{m} {w:.2f}" for m, w in loaded.fusion_weights().items())
@@ -161,9 +162,11 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "",
         "## Training",
         "- Command: `make train` (= `python -m palsy_core train --manifest "
-        "../shared/data/dev/manifest.csv --out models/default.pt --cv groupkfold:5`, then "
+        "../shared/data/dev/manifest.csv --out models/default.pt --cv groupkfold:5 --transfer`, "
+        "then "
         "`python -m palsy_core card`).",
-        f"- Wall time on the 2-core CPU (extraction, CV with baselines, final model): "
+        f"- Wall time on the 2-core CPU (extraction, CV with baselines, "
+        f"{'the leave-one-source-out models, ' if transfer.is_file() else ''}final model): "
         f"{meta.get('total_seconds', 0) / 60:.1f} min.",
         f"- Config: `{json.dumps(tc)}`.",
         "",
@@ -184,7 +187,6 @@ def render(model_path: Path, cv_dir: Path) -> str:
         source_table(cv["per_source"], names),
         "",
         "## Targets", *target_lines(cv)]
-    transfer = cv_dir / "transfer.json"
     if transfer.is_file():
         parts += ["", *transfer_section(json.loads(transfer.read_text()))]
     if cv.get("no_face"):
