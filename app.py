@@ -7,6 +7,7 @@ from ui.common import disclaimer, get_model, model_path
 from ui.evaluation import (
     cv_dir_for,
     load_cv,
+    load_transfer,
     metrics_table,
     weights_figure,
 )
@@ -69,6 +70,14 @@ if loaded is not None:
         st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
         with st.expander("Every modality subset and baseline"):
             st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
+        pooled = (load_transfer(cv_dir_for(model_path())) or {}).get("real", {}).get("pooled")
+        if pooled:
+            st.warning(
+                "Cross-validation inside one collection flatters a model. On a source it has "
+                f"never seen (each source held out in turn), the fused model scores F1 "
+                f"{pooled['f1']:.3f}, AUROC {pooled['auroc'] or float('nan'):.3f} and accuracy "
+                f"{pooled['accuracy']:.3f} over {pooled['n']} files; expect numbers like these on "
+                "photos from a new clinic. Details on the Evaluation page.")
     else:
         st.info("This model was trained without cross-validation, so there are no "
                 "cross-validated metrics to show.")

@@ -72,15 +72,20 @@ def _run_own(at: AppTest) -> AppTest:
     return at
 
 
-def test_home_page_shows_the_model_card(env, trained, tmp_path):
-    # A copy of app.py beside stub pages: st.page_link only needs the files to exist, and the
-    # other pages are tested on their own.
-    (tmp_path / "pages").mkdir()
-    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
+def _home(folder: Path) -> AppTest:
+    """The home page run from a copy of app.py beside stub pages (st.page_link only needs the
+    files to exist; the other pages are tested on their own)."""
+    (folder / "pages").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "app.py", folder / "app.py")
     for page in PAGES:
-        (tmp_path / "pages" / f"{page}.py").write_text("import streamlit as st\n")
-    at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=TIMEOUT).run()
+        (folder / "pages" / f"{page}.py").write_text("import streamlit as st\n")
+    at = AppTest.from_file(str(folder / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_home_page_shows_the_model_card(env, trained, tmp_path):
+    at = _home(tmp_path)
     assert _disclaimed(at)
 
     loaded = load_model(trained)
@@ -134,6 +139,7 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
     cv_dir = trained.with_name("m_cv")
     at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
     assert any("--transfer" in i.value for i in at.info)  # none written yet: says how
+    assert not any("never seen" in w.value for w in _home(env).warning)
 
     summary = write_transfer(transfer_run[1], cv_dir)
     try:
@@ -145,8 +151,12 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
         pd.testing.assert_frame_equal(tables[0].reset_index(drop=True), real)
         pd.testing.assert_frame_equal(tables[1].reset_index(drop=True), synthetic)
         assert list(real["held-out source"]) == ["healthy-a", "healthy-b", "palsy-set"]
-        pooled = {m.label: m.value for m in at.metric}
-        assert pooled["Pooled F1"] == f"{100 * summary['real']['pooled']['f1']:.1f}"
+        pooled = summary["real"]["pooled"]
+        assert {m.label: m.value for m in at.metric}["Pooled F1"] == f"{100 * pooled['f1']:.1f}"
+        # The home page puts the unseen-source numbers beside the cross-validated ones.
+        home = _home(env)
+        assert any(f"F1 {pooled['f1']:.3f}" in w.value and "never seen" in w.value
+                   for w in home.warning)
     finally:
         for name in ("transfer.json", "transfer_predictions.csv", "transfer_synthetic.csv"):
             (cv_dir / name).unlink()

@@ -269,14 +269,19 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     st.dataframe(per_subject_table(result.predictions, name), key=f"{key}_subjects")
 
 
-def show_transfer(cv_dir: Path) -> None:
-    """The leave-one-source-out check (``train --transfer``), when the model has one."""
+def load_transfer(cv_dir: Path) -> dict | None:
+    """The leave-one-source-out summary (``train --transfer``), None when absent."""
     path = cv_dir / "transfer.json"
-    if not path.is_file():
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def show_transfer(cv_dir: Path) -> None:
+    """The leave-one-source-out check, or how to make one."""
+    summary = load_transfer(cv_dir)
+    if summary is None:
         st.info("No transfer check next to this model: `python -m palsy_core train ... "
                 "--transfer` writes `transfer.json` (`make train` does).")
         return
-    summary = json.loads(path.read_text(encoding="utf-8"))
     real, synthetic = transfer_tables(summary)
     st.caption("Each source held out in turn: a model trained on the other sources (the held-out "
                "people removed) scores the held-out source's real files, and synthetic one-sided "
