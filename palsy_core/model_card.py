@@ -95,7 +95,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 def transfer_section(transfer: dict) -> list[str]:
     """The leave-one-source-out check: unseen sources, and synthetic palsy on their faces."""
-    real, synthetic = transfer_tables(transfer)
+    real, synthetic, variants = transfer_tables(transfer)
     parts = ["## Transfer to an unseen source (leave one source out)",
              "Each source in turn is held out: a fused model is trained on the other sources "
              "(real files and synthetic palsy made from their healthy faces; every subject of "
@@ -116,6 +116,9 @@ def transfer_section(transfer: dict) -> list[str]:
                   f"AUROC {_fmt(m['auroc'])} (AUROC pools the scores of different models)."]
     if len(synthetic):
         parts += ["", _markdown(synthetic)]
+    if len(variants):
+        parts += ["", "The same held-out real files, for every modality subset of the same models "
+                  "(the modality toggles):", "", _markdown(variants)]
     for source, why in transfer.get("skipped", {}).items():
         parts += ["", f"`{source}` was not held out: {why}."]
     return parts

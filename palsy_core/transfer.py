@@ -32,15 +32,15 @@ from .dataset import SIDE_CODES, SampleSet
 from .evaluate import metrics_from_predictions
 from .manifest import ManifestRow
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia
-from .train import TrainConfig, Trained, fit, subset_key
+from .scoring import ScoredMedia, report_subsets, variant_label
+from .train import TrainConfig, Trained, fit
 
 LEFT = SIDE_CODES["left"]
 
 
 @dataclass
 class TransferResult:
-    files: pd.DataFrame  # held-out real files with a face: path, subject, source, y, p/thr_fused
+    files: pd.DataFrame  # held-out real files with a face: path, source, y, p_/thr_<variant>
     synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces: source, y, side, p
     trained_on: dict[str, dict] = field(default_factory=dict)  # source -> training-set counts
     skipped: dict[str, str] = field(default_factory=dict)  # source -> why it was not held out
@@ -97,16 +97,19 @@ def leave_one_source_out(
                   f"(+{trained_on[source]['synthetic_samples']} synthetic)")
         trained = fit(train, replace(config, seed=config.seed + 100 + k), progress=progress)
         loaded = as_loaded(trained)
-        threshold = trained.thresholds[subset_key(config.modalities)]
+        threshold = loaded.threshold(config.modalities)
         for i in test_ids:
             res = analyses.get(rows[i].path)
             if res is None or not res.has_face.any():
                 continue
-            out = ScoredMedia(loaded, res).score()
-            files.append({"path": rows[i].rel, "subject": rows[i].subject, "source": source,
-                          "label": rows[i].label, "y": rows[i].y,
-                          "face_frames": int(res.has_face.sum()), "p_fused": out.p,
-                          "thr_fused": threshold, "p_left": out.p_left})
+            scored = ScoredMedia(loaded, res)
+            rec = {"path": rows[i].rel, "subject": rows[i].subject, "source": source,
+                   "label": rows[i].label, "y": rows[i].y,
+                   "face_frames": int(res.has_face.sum()), "p_left": scored.score().p_left}
+            for subset in report_subsets(config.modalities):
+                out = scored.score(subset)
+                rec[f"p_{out.name}"], rec[f"thr_{out.name}"] = out.p, out.threshold
+            files.append(rec)
         held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id, test_ids)))
         if len(held):
             p, p_left = _synthetic_scores(trained, held)
@@ -123,9 +126,12 @@ def summarise(result: TransferResult) -> dict:
     """Metrics for ``transfer.json``: real held-out files and synthetic palsy, per source."""
     out: dict = {"trained_on": result.trained_on, "skipped": result.skipped}
     if len(result.files):
-        real = metrics_from_predictions(result.files, ["fused"])
+        # Fused first, as in the CV table (columns were written in report_subsets order).
+        names = [c[2:] for c in result.files.columns if c.startswith("p_") and c != "p_left"][::-1]
+        real = metrics_from_predictions(result.files, names)
         out["real"] = {"pooled": real["overall"]["fused"],
                        "per_source": {s: b["fused"] for s, b in real["per_source"].items()}}
+        out["variants"] = {"pooled": real["overall"], "per_source": real["per_source"]}
     if len(result.synthetic):
         syn = metrics_from_predictions(result.synthetic, ["fused"])
         palsy = result.synthetic[result.synthetic["y"] == 1]
@@ -154,8 +160,9 @@ def _pct(v: float | None) -> float | None:
 
 
 def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Display tables (percent) for the card and the dashboard: held-out sources' real files,
-    and synthetic palsy made from their healthy faces."""
+    """Display tables (percent) for the card and the dashboard: the fused model on held-out
+    sources' real files, on synthetic palsy made from their healthy faces, and every modality
+    subset on the held-out real files."""
     real = []
     for source, m in summary.get("real", {}).get("per_source", {}).items():
         t = summary["trained_on"][source]
@@ -172,4 +179,11 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
                           "controls passed %": _pct(tn / (tn + fp) if tn + fp else None),
                           "AUROC %": _pct(m["auroc"]),
                           "affected side correct %": _pct(m["side_accuracy"])})
-    return pd.DataFrame(real), pd.DataFrame(synthetic)
+    variants = []
+    by_source = summary.get("variants", {}).get("per_source", {})
+    for name, m in summary.get("variants", {}).get("pooled", {}).items():
+        variants.append({"model": variant_label(name), "pooled AUROC %": _pct(m["auroc"]),
+                         "pooled accuracy %": _pct(m["accuracy"]),
+                         **{f"{s} accuracy %": _pct(b[name]["accuracy"])
+                            for s, b in by_source.items()}})
+    return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(variants)

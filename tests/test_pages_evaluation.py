@@ -145,11 +145,15 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
     try:
         at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
         assert not at.exception, at.exception
-        real, synthetic = transfer_tables(summary)
-        tables = [d.value for d in at.dataframe if "held-out source" in d.value.columns]
-        assert len(tables) == 2
-        pd.testing.assert_frame_equal(tables[0].reset_index(drop=True), real)
-        pd.testing.assert_frame_equal(tables[1].reset_index(drop=True), synthetic)
+        real, synthetic, variants = transfer_tables(summary)
+        tables = [d.value for d in at.dataframe
+                  if {"held-out source", "pooled AUROC %"} & set(d.value.columns)]
+        assert len(tables) == 3
+        for shown, expected in zip(tables, (real, synthetic, variants), strict=True):
+            pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
+        # Fused and each modality alone (with two modalities, leaving one out is the other).
+        assert list(variants["model"]) == ["Fused (all modalities)", "Expression features only",
+                                           "Landmark coordinates only"]
         assert list(real["held-out source"]) == ["healthy-a", "healthy-b", "palsy-set"]
         pooled = summary["real"]["pooled"]
         assert {m.label: m.value for m in at.metric}["Pooled F1"] == f"{100 * pooled['f1']:.1f}"

@@ -111,6 +111,8 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
     # Every real file is scored exactly once, by the model that held out its source.
     assert sorted(result.files["path"]) == sorted(r.rel for r in rows)
     assert result.files["p_fused"].between(0, 1).all()
+    # Each modality subset is scored too; alone, a modality is the fused model with one branch.
+    assert {"p_landmarks", "p_features"} <= set(result.files.columns)
     # Holding out the palsy set also removes s0's healthy photo (same person) from training,
     # and leaves palsy to synthetic warps only.
     assert result.trained_on["palsy-set"] == {"files": 5, "subjects": 5, "real_palsy_files": 0,

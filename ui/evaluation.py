@@ -282,7 +282,7 @@ def show_transfer(cv_dir: Path) -> None:
         st.info("No transfer check next to this model: `python -m palsy_core train ... "
                 "--transfer` writes `transfer.json` (`make train` does).")
         return
-    real, synthetic = transfer_tables(summary)
+    real, synthetic, variants = transfer_tables(summary)
     st.caption("Each source held out in turn: a model trained on the other sources (the held-out "
                "people removed) scores the held-out source's real files, and synthetic one-sided "
                "palsy made from its healthy faces. Numbers in percent; thresholds come from each "
@@ -299,5 +299,9 @@ def show_transfer(cv_dir: Path) -> None:
     if len(synthetic):
         st.markdown("**Synthetic one-sided palsy on the held-out sources' healthy faces**")
         st.dataframe(synthetic, hide_index=True, key="transfer_synthetic")
+    if len(variants):
+        st.markdown("**Every modality subset on the held-out real files** (which views carry over "
+                    "to a source the model has never seen)")
+        st.dataframe(variants, hide_index=True, key="transfer_variants")
     for source, why in summary.get("skipped", {}).items():
         st.warning(f"`{source}` was not held out: {why}.")
