@@ -151,7 +151,8 @@ def _metric_value(page: Page, label: str) -> Locator:
     return metric.get_by_test_id("stMetricValue")
 
 
-def _metric_after_rerun(page: Page, label: str, before: str, timeout_s: float = 60.0) -> str:
+def _metric_after_rerun(page: Page, label: str, before: str,
+                        timeout_s: float = ANALYSIS_TIMEOUT_MS / 1000) -> str:
     """The metric's text once a rerun has replaced ``before`` and finished.
 
     While a rerun is under way Streamlit can show the previous run's element beside the new one,
