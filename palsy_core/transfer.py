@@ -32,7 +32,7 @@ from .dataset import SIDE_CODES, SampleSet
 from .evaluate import metrics_from_predictions
 from .manifest import ManifestRow
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia, report_subsets, variant_label
+from .scoring import ScoredMedia, encode_batches, report_subsets, variant_label
 from .train import TrainConfig, Trained, fit
 
 LEFT = SIDE_CODES["left"]
@@ -50,14 +50,11 @@ def _synthetic_scores(trained: Trained, data: SampleSet, batch_size: int = 128
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample P(palsy) and P(affected side = left) with every modality on."""
     model, keys = trained.model.eval(), trained.model.config.modalities
-    p, p_left = [], []
+    batches = (to_inputs(data.arrays.take(np.arange(i, min(i + batch_size, len(data)))),
+                         trained.normaliser, keys) for i in range(0, len(data), batch_size))
     with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            part = data.arrays.take(np.arange(start, min(start + batch_size, len(data))))
-            out = model.fuse(model.encode(to_inputs(part, trained.normaliser, keys), keys), keys)
-            p.append(torch.sigmoid(out.palsy_logit).numpy())
-            p_left.append(torch.sigmoid(out.side_logit).numpy())
-    return np.concatenate(p), np.concatenate(p_left)
+        out = model.fuse(encode_batches(model, batches, keys), keys)
+    return torch.sigmoid(out.palsy_logit).numpy(), torch.sigmoid(out.side_logit).numpy()
 
 
 def leave_one_source_out(

@@ -82,12 +82,19 @@ def test_sample_shows_both_faces_and_toggles_rescore_the_fused_result():
     assert _metric(at, "P(palsy)") == _pct(samples["healthy"].score(at.session_state["enabled"]).p)
 
 
-def test_analyse_page_shows_a_photo(photo):
-    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT)
-    at.session_state["analysis"] = photo
-    at.session_state["analysis_name"] = "single_face.jpg"
+def _page_with(page: str, scored: ScoredMedia, name: str | None = None) -> AppTest:
+    """``page`` run in a session that already holds an analysis (as after an upload)."""
+    at = AppTest.from_file(page, default_timeout=TIMEOUT)
+    at.session_state["analysis"] = scored
+    if name is not None:
+        at.session_state["analysis_name"] = name
     at.run()
     assert not at.exception
+    return at
+
+
+def test_analyse_page_shows_a_photo(photo):
+    at = _page_with(ANALYSE, photo, "single_face.jpg")
     assert any("Result: single_face.jpg" in s.value for s in at.subheader)
     assert _metric(at, "P(palsy)") == _pct(photo.score().p)
     assert "analyse_frame" not in [s.key for s in at.slider]  # one frame: nothing to scrub
@@ -99,10 +106,7 @@ def test_analyse_page_flags_frames_without_a_face(model_file, pyfeat_dir):
                              Settings(sample_fps=2.0, max_frames=14))
     missing = int((~analysis.has_face).sum())
     assert 0 < missing < analysis.n_frames
-    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT)
-    at.session_state["analysis"] = ScoredMedia(load_model(model_file), analysis)
-    at.run()
-    assert not at.exception
+    at = _page_with(ANALYSE, ScoredMedia(load_model(model_file), analysis))
     assert any(f"no face found: {missing} of {analysis.n_frames} frames" in w.value
                for w in at.warning)
 
@@ -117,11 +121,7 @@ def test_ablation_page_without_an_analysis_offers_the_sample():
 
 
 def test_ablation_page_rescores_lists_every_subset_and_sweeps_severity(photo):
-    at = AppTest.from_file(ABLATION, default_timeout=TIMEOUT)
-    at.session_state["analysis"] = photo
-    at.session_state["analysis_name"] = "single_face.jpg"
-    at.run()
-    assert not at.exception
+    at = _page_with(ABLATION, photo, "single_face.jpg")
     table = at.dataframe[0].value
     assert len(table) == 2 ** len(photo.modalities) - 1
     assert table[table.current == "✓"].n.tolist() == [len(photo.modalities)]
