@@ -3,8 +3,9 @@
 Training, evaluation, prediction and the dashboard all build model inputs here, so the
 normalisation and the flip are identical everywhere. Mirroring a face is exact for every
 modality: images are flipped about the aligned midline, landmarks are reflected and re-indexed,
-features are permuted and sign-flipped (``features.mirror_permutation``), the face-network
-asymmetry keeps its magnitudes and negates its signed part, and the side label swaps.
+features are permuted and sign-flipped (``features.mirror_permutation``), the face-network and
+blendshape asymmetries keep their magnitudes and negate their signed parts, and the side label
+swaps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from . import features as feats
+from .blendshapes import mirror_vector
 from .face_net import mirror_asymmetry
 from .topology import mirror_index
 
@@ -37,24 +39,20 @@ class FrameArrays:
     landmarks: np.ndarray  # (N, 478, 3) float32
     features: np.ndarray  # (N, F) float32
     face_asym: np.ndarray  # (N, face_net.DIM) float32
-    blendshapes: np.ndarray | None = None  # (N, 52) float32
+    blendshapes: np.ndarray  # (N, blendshapes.DIM) float32
 
-    REQUIRED = ("rgb", "lines", "landmarks", "features", "face_asym")
+    FIELDS = ("rgb", "lines", "landmarks", "features", "face_asym", "blendshapes")
 
     def __len__(self) -> int:
         return len(self.features)
 
     def take(self, idx: np.ndarray) -> FrameArrays:
-        return FrameArrays(*(getattr(self, k)[idx] for k in self.REQUIRED),
-                           None if self.blendshapes is None else self.blendshapes[idx])
+        return FrameArrays(*(getattr(self, k)[idx] for k in self.FIELDS))
 
     @staticmethod
     def concat(parts: Sequence[FrameArrays]) -> FrameArrays:
-        blend = None
-        if parts and all(p.blendshapes is not None for p in parts):
-            blend = np.concatenate([p.blendshapes for p in parts])
         return FrameArrays(*(np.concatenate([getattr(p, k) for p in parts])
-                             for k in FrameArrays.REQUIRED), blend)
+                             for k in FrameArrays.FIELDS))
 
 
 def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -81,8 +79,7 @@ def analysis_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray) 
         rgb=resize_images(analysis.rgb, image_size, rows),
         lines=resize_images(analysis.lines, image_size, rows),
         landmarks=analysis.landmarks[rows], features=analysis.features[rows],
-        face_asym=analysis.face_asym[rows],
-        blendshapes=None if analysis.blendshapes is None else analysis.blendshapes[rows])
+        face_asym=analysis.face_asym[rows], blendshapes=analysis.blendshapes[rows])
 
 
 def frame_arrays(frame: FrameResult, image_size: int) -> FrameArrays:
@@ -91,8 +88,7 @@ def frame_arrays(frame: FrameResult, image_size: int) -> FrameArrays:
         rgb=resize_images(frame.rgb[None], image_size),
         lines=resize_images(frame.lines[None], image_size),
         landmarks=frame.landmarks[None], features=frame.features[None],
-        face_asym=frame.face_asym[None],
-        blendshapes=None if frame.blendshapes is None else frame.blendshapes[None])
+        face_asym=frame.face_asym[None], blendshapes=frame.blendshapes[None])
 
 
 @dataclass
@@ -127,7 +123,7 @@ def mirror_arrays(arrays: FrameArrays) -> FrameArrays:
         landmarks=lm.astype(np.float32),
         features=(arrays.features[:, perm] * sign).astype(np.float32),
         face_asym=mirror_asymmetry(arrays.face_asym),
-        blendshapes=arrays.blendshapes,
+        blendshapes=mirror_vector(arrays.blendshapes),
     )
 
 
@@ -165,6 +161,6 @@ def to_inputs(
         out["features"] = torch.from_numpy(np.nan_to_num(np.clip(x, -8, 8)).astype(np.float32))
     if "face_asym" in modalities:
         out["face_asym"] = torch.from_numpy(np.nan_to_num(arrays.face_asym).astype(np.float32))
-    if "blendshapes" in modalities and arrays.blendshapes is not None:
+    if "blendshapes" in modalities:
         out["blendshapes"] = torch.from_numpy(np.nan_to_num(arrays.blendshapes).astype(np.float32))
     return {k: v.to(device) for k, v in out.items()}

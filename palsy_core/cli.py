@@ -124,14 +124,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     cv_dir = Path(args.cv_out) if args.cv_out else out.with_name(out.stem + "_cv")
     if args.cv != "none":
         df = cross_validate(rows, analyses, real, synthetic, config, args.cv,
-                            baselines=not args.no_baselines)
-        cv_metrics = write_artifacts(df, variant_names(config.modalities, not args.no_baselines),
-                                     cv_dir, {"cv": args.cv, **extra})
+                            baselines=not args.no_baselines, unimodal=args.unimodal)
+        names = variant_names(config.modalities, not args.no_baselines, args.unimodal)
+        cv_metrics = write_artifacts(df, names, cv_dir, {"cv": args.cv, **extra})
         print(f"cross-validation ({args.cv}) written to {cv_dir}")
+    transfer = None
     if args.transfer:
-        write_transfer(leave_one_source_out(rows, analyses, real, synthetic, config), cv_dir)
+        groups = [g.split(",") for g in args.transfer_group or []]
+        transfer = leave_one_source_out(rows, analyses, real, synthetic, config, groups)
+        write_transfer(transfer, cv_dir, config.modalities)
         print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
     trained = fit(SampleSet.concat(real, synthetic), config)
+    if transfer is not None and transfer.fusions:
+        # The verdict's late fusion and thresholds: fitted on held-out-source predictions.
+        trained.fusions, trained.thresholds = transfer.fusions, transfer.thresholds
+        trained.fusion_source = "leave-one-source-out predictions"
     extra["total_seconds"] = time.time() - start
     meta = trained.meta({**extra, "cv": args.cv,
                          "cv_overall": cv_metrics["overall"] if cv_metrics else None})
@@ -243,14 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", choices=["resnet10", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--backbone-weights", help="imagenet | PATH to a ResNet state dict "
                                               "(default: random initialisation)")
-    p.add_argument("--synth-variants", type=int, default=4,
-                   help="synthetic one-sided palsy variants per healthy file (default 4)")
+    p.add_argument("--synth-variants", type=int, default=2,
+                   help="synthetic one-sided palsy variants per healthy file (default 2)")
     p.add_argument("--no-baselines", action="store_true",
-                   help="skip the unimodal and logistic-regression baselines in CV")
+                   help="skip the logistic-regression baseline in CV")
+    p.add_argument("--unimodal", action="store_true",
+                   help="also train one network per modality in every CV fold (slow)")
     p.add_argument("--transfer", action="store_true",
                    help="also hold out each source in turn (one more fused model per source) "
-                        "and write transfer.json into the CV folder: accuracy on an unseen "
-                        "source and on synthetic palsy of its healthy faces")
+                        "and write transfer.json into the CV folder: each held-out source "
+                        "against held-out people of the other class, synthetic palsy of its "
+                        "healthy faces; its predictions fit the shipped late fusion")
+    p.add_argument("--transfer-group", action="append", metavar="SRC,SRC",
+                   help="sources held out together (one pool, e.g. droop-web,droop-web2); "
+                        "repeatable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="extraction cache folder (default ~/.cache/palsy-fusion)")
     _add_video_args(p)

@@ -23,8 +23,8 @@ from .dataset import SampleSet
 from .manifest import ManifestRow
 from .metrics import best_threshold, file_score
 from .pipeline import MediaAnalysis
-from .scoring import LoadedModel, ScoredMedia, report_subsets, variant_name
-from .train import TrainConfig, Trained, fit, grouped_split
+from .scoring import ScoredMedia, report_subsets, variant_name
+from .train import TrainConfig, fit, grouped_split
 
 LR_COLUMN = "logreg_features"
 
@@ -56,10 +56,6 @@ def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndar
     return masks
 
 
-def as_loaded(trained: Trained) -> LoadedModel:
-    return LoadedModel(trained.model, trained.normaliser, trained.thresholds, {})
-
-
 def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser, float]:
     tr, va = grouped_split(train.subjects, train.y.astype(int), 0.2, seed)
     norm = Normaliser.fit(train.arrays.features[tr])
@@ -78,11 +74,14 @@ def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser
     return clf, norm, best_threshold(yf, pf)
 
 
-def variant_names(modalities: Sequence[str], baselines: bool) -> list[str]:
+def variant_names(modalities: Sequence[str], baselines: bool, unimodal: bool = False
+                  ) -> list[str]:
     """Column names (after ``p_``) that ``cross_validate`` fills, in table order."""
     names = [variant_name(s, modalities) for s in report_subsets(modalities)][::-1]
-    if baselines and len(modalities) > 1:
-        names += [f"unimodal_{m}" for m in modalities] + [LR_COLUMN]
+    if unimodal and len(modalities) > 1:
+        names += [f"unimodal_{m}" for m in modalities]
+    if baselines:
+        names += [LR_COLUMN]
     return names
 
 
@@ -95,6 +94,7 @@ def cross_validate(
     spec: str = "groupkfold:5",
     baselines: bool = True,
     progress: bool = True,
+    unimodal: bool = False,
 ) -> pd.DataFrame:
     """Out-of-fold file-level predictions: one row per file with a face, one ``p_*`` column and
     one ``thr_*`` column (threshold chosen on that fold's training data) per scored variant."""
@@ -112,10 +112,10 @@ def cross_validate(
                   f"(+{int(syn_train.sum())} synthetic), {len(test_ids)} test files")
         trained = fit(train, cfg, progress=progress)
         subsets = report_subsets(keys)
-        unimodal = {}
-        if baselines and len(keys) > 1:
+        unimodal_nets = {}
+        if unimodal and len(keys) > 1:
             for m in keys:
-                unimodal[m] = fit(train, replace(cfg, modalities=(m,)), progress=progress)
+                unimodal_nets[m] = fit(train, replace(cfg, modalities=(m,)), progress=progress)
         clf, lr_norm, lr_thr = _logreg(train, cfg.seed) if baselines else (None, None, None)
 
         for i in test_ids:
@@ -131,14 +131,14 @@ def cross_validate(
             rec = {"path": row.rel, "subject": row.subject, "source": row.source,
                    "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
                    "frames": res.n_frames, "face_frames": len(face)}
-            scored = ScoredMedia(as_loaded(trained), res)
+            scored = ScoredMedia(trained.loaded(), res)
             for subset in subsets:
                 out = scored.score(subset)
                 rec[f"p_{out.name}"] = out.p
                 rec[f"thr_{out.name}"] = out.threshold
             rec["p_left"] = scored.score().p_left
-            for m, tm in unimodal.items():
-                out = ScoredMedia(as_loaded(tm), res).score()
+            for m, tm in unimodal_nets.items():
+                out = ScoredMedia(tm.loaded(), res).score()
                 rec[f"p_unimodal_{m}"] = out.p
                 rec[f"thr_unimodal_{m}"] = out.threshold
             if clf is not None:

@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import torch
 
-from .batches import frame_arrays, to_inputs
+from .batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
 from .metrics import decision, file_score
 from .pipeline import FrameResult, Settings, analyse_frame
-from .scoring import LoadedModel, ParallelEncoder, torch_threads
+from .scoring import LoadedModel, ParallelEncoder, mirror_averaged, torch_threads
 
 NO_FACE = "no face in view"
 
@@ -96,8 +96,7 @@ class LiveScorer:
         self.torch_threads = torch_threads
         self.detector: LandmarkDetector = make_detector(task_model or self.settings.task_model,
                                                         tracking=True)
-        self.modalities = tuple(m for m in loaded.modalities
-                                if m != "blendshapes" or self.detector.has_blendshapes)
+        self.modalities = tuple(loaded.modalities)
         self._lock = threading.Lock()  # guards the settings, the window and the latest result
         self._process_lock = threading.Lock()  # one frame at a time: detectors are not thread-safe
         self._window: deque[tuple[float, float, tuple[str, ...]]] = deque(maxlen=window)
@@ -197,14 +196,20 @@ class LiveScorer:
             return _banner(image, result), result
 
     def _score(self, frame: FrameResult, enabled: tuple[str, ...]) -> tuple[float, float]:
-        """P(palsy) and P(left) of one face frame, encoding only the enabled modalities."""
+        """P(palsy) and P(left) of one face frame, encoding only the enabled modalities.
+
+        The frame and its mirror image are encoded as one batch of two and scored exactly as an
+        uploaded file's frames are (``scoring.mirror_averaged``).
+        """
         size = self.loaded.model.config.image_size
         arrays = frame_arrays(frame, size)
-        embeddings = self._encoder.encode(to_inputs(arrays, self.loaded.normaliser, enabled),
-                                          enabled)
-        with torch.inference_mode(), torch_threads(self.torch_threads):
-            out = self.loaded.model.fuse(embeddings, enabled)
-        return float(torch.sigmoid(out.palsy_logit)[0]), float(torch.sigmoid(out.side_logit)[0])
+        both = FrameArrays.concat([arrays, mirror_arrays(arrays)])
+        emb = self._encoder.encode(to_inputs(both, self.loaded.normaliser, enabled), enabled)
+        own = {m: e[:1] for m, e in emb.items()}
+        mirror = {m: e[1:] for m, e in emb.items()}
+        with torch_threads(self.torch_threads):
+            p, left, _ = mirror_averaged(self.loaded, own, mirror, enabled)
+        return float(p[0]), float(left[0])
 
     def _result(self, frame: FrameResult, p: float | None, enabled: tuple[str, ...],
                 latency: float) -> LiveResult:

@@ -1,9 +1,12 @@
 """The fused multimodal palsy model: one encoder per modality, learned weighted fusion, two heads.
 
-Encoders see *mirror comparisons*, not appearance alone: each image encoder gets the image and its
-difference from its horizontal flip, the landmark encoder gets the coordinates and their reflection
-asymmetry. The aligned frame puts the facial midline on the image's vertical centre line, so these
-comparisons isolate one-sided change, which generalises across photo styles better than looks do.
+Encoders see *mirror comparisons only*, never appearance: each image encoder gets the difference
+between the aligned image and its horizontal flip, the landmark encoder the coordinates' reflection
+asymmetry, and the face-network and blendshape encoders their own face-minus-mirror vectors. The
+aligned frame puts the facial midline on the image's vertical centre line, so these comparisons
+cancel identity, lighting and photo style and keep one-sided change: on faces from sources the
+model never saw, the raw-appearance branches fell to chance while the mirror-based ones carried
+over (the leave-one-source-out check in the model card).
 
 Modalities are fused by a softmax over one learned logit per modality, taken over the modalities
 enabled for a call (or per sample, through a mask), so the same model runs on any non-empty subset;
@@ -26,11 +29,11 @@ from torch import Tensor, nn
 from torchvision.models import ResNet, ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from .blendshapes import DIM as BLENDSHAPES_DIM
 from .face_net import DIM as FACE_ASYM_DIM
 from .registry import DEFAULT_MODALITIES, MODALITY_KEYS, modality
 from .topology import N_LANDMARKS, mirror_index
 
-N_BLENDSHAPES = 52
 DOWNLOAD_TIMEOUT_S = 30.0  # bounds a download attempt on a machine whose network drops packets
 
 # depth -> (block, blocks per stage, ImageNet weights). resnet10 takes the first block of each
@@ -120,9 +123,9 @@ class FusionOutput:
     fused: Tensor  # (B, embed_dim) weighted sum of the embeddings
 
 
-def mirror_pair(images: Tensor) -> Tensor:
-    """(B, 3, H, W) -> (B, 6, H, W): the image and its difference from its horizontal flip."""
-    return torch.cat([images, images - images.flip(-1)], dim=1)
+def mirror_difference(images: Tensor) -> Tensor:
+    """(B, 3, H, W): the image minus its horizontal flip (zero for a symmetric face)."""
+    return images - images.flip(-1)
 
 
 def landmark_asymmetry(coords: Tensor) -> Tensor:
@@ -214,16 +217,12 @@ def pretrained_backbone(depth: str, weights: str | Path | None) -> dict[str, Ten
 
 
 def _load_backbone(net: ResNet, source: Mapping[str, Tensor], depth: str) -> None:
-    """Load a torchvision ResNet state dict into a 6-channel backbone (its fc is not used).
+    """Load a torchvision ResNet state dict into a backbone (its fc is not used).
 
-    A 3-channel conv1 is widened: the image channels get the pretrained filters, the mirror
-    difference channels start at zero, so the network initially computes exactly the pretrained
-    features and learns from the asymmetry channels through their gradients.
+    The backbone reads mirror-difference images, so pretrained filters start it from edge and
+    texture detectors applied to the asymmetry, not to the face's appearance.
     """
     state = {k: v for k, v in source.items() if not k.startswith("fc.")}
-    conv1 = state.get("conv1.weight")
-    if conv1 is not None and conv1.ndim == 4 and conv1.shape[1] == 3:
-        state["conv1.weight"] = torch.cat([conv1, torch.zeros_like(conv1)], dim=1)
     own = {k for k in net.state_dict() if not k.startswith("fc.")}
     missing = sorted(own - state.keys())
     unexpected = [] if depth == "resnet10" else sorted(state.keys() - own)
@@ -241,14 +240,13 @@ def _load_backbone(net: ResNet, source: Mapping[str, Tensor], depth: str) -> Non
 # --- Encoders -----------------------------------------------------------------------------------
 
 class ImageEncoder(nn.Module):
-    """ResNet over an image and its mirror difference (6 channels), projected to ``embed_dim``."""
+    """ResNet over an image's mirror difference (image minus its flip), projected to
+    ``embed_dim``."""
 
     def __init__(self, depth: str, embed_dim: int, pretrained: Mapping[str, Tensor] | None) -> None:
         super().__init__()
         block, layers, _ = _BACKBONES[depth]
         net = ResNet(block, list(layers))
-        net.conv1 = nn.Conv2d(6, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         if pretrained is not None:
             _load_backbone(net, pretrained, depth)
         net.fc = nn.Sequential(nn.Linear(net.fc.in_features, embed_dim), nn.LayerNorm(embed_dim))
@@ -257,7 +255,7 @@ class ImageEncoder(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"image input must be (B, 3, H, W), got {tuple(images.shape)}")
-        return self.backbone(mirror_pair(images))
+        return self.backbone(mirror_difference(images))
 
 
 class VectorEncoder(nn.Module):
@@ -284,34 +282,34 @@ class VectorEncoder(nn.Module):
         return self.net(x)
 
 
-class LandmarkEncoder(VectorEncoder):
-    """MLP over the flattened landmark coordinates and their mirror asymmetry."""
+class ScaledEncoder(VectorEncoder):
+    """MLP over a vector standardised per value on the training data.
+
+    The standardisation is a non-affine BatchNorm: its running statistics, fitted while training,
+    live in the state dict, and unlike a LayerNorm it keeps the overall size of an asymmetry
+    vector, which is the signal.
+    """
+
+    def __init__(self, in_dim: int, config: ModelConfig) -> None:
+        super().__init__(in_dim, config)
+        self.scale = nn.BatchNorm1d(in_dim, affine=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"vector input must be (B, {self.in_dim}), got {tuple(x.shape)}")
+        return super().forward(self.scale(x))
+
+
+class LandmarkEncoder(ScaledEncoder):
+    """MLP over the landmarks' mirror asymmetry (coordinates minus their reflection)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(2 * N_LANDMARKS * 3, config)
+        super().__init__(N_LANDMARKS * 3, config)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 3 or x.shape[1:] != (N_LANDMARKS, 3):
             raise ValueError(f"landmarks must be (B, {N_LANDMARKS}, 3), got {tuple(x.shape)}")
-        return super().forward(torch.cat([x, landmark_asymmetry(x)], dim=-1).flatten(1))
-
-
-class FaceAsymmetryEncoder(VectorEncoder):
-    """MLP over the face-network mirror asymmetry, standardised per value on the training data.
-
-    The standardisation is a non-affine BatchNorm: its running statistics, fitted while training,
-    live in the state dict, and unlike a LayerNorm it keeps the overall size of the asymmetry,
-    which is the signal.
-    """
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(FACE_ASYM_DIM, config)
-        self.scale = nn.BatchNorm1d(FACE_ASYM_DIM, affine=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"face_asym input must be (B, {self.in_dim}), got {tuple(x.shape)}")
-        return super().forward(self.scale(x))
+        return super().forward(landmark_asymmetry(x).flatten(1))
 
 
 def _build_encoder(
@@ -321,9 +319,9 @@ def _build_encoder(
         return ImageEncoder(config.depth, config.embed_dim, pretrained)
     if key == "landmarks":
         return LandmarkEncoder(config)
-    if key == "face_asym":
-        return FaceAsymmetryEncoder(config)
-    return VectorEncoder(config.n_features if key == "features" else N_BLENDSHAPES, config)
+    if key == "features":
+        return VectorEncoder(config.n_features, config)
+    return ScaledEncoder({"face_asym": FACE_ASYM_DIM, "blendshapes": BLENDSHAPES_DIM}[key], config)
 
 
 def _head(width: int, dropout: float) -> nn.Module:

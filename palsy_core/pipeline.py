@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 
 from . import features as feats
+from .blendshapes import DIM as BLENDSHAPES_DIM
+from .blendshapes import shared_blendshape_net
 from .alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
 from .face_net import DIM as FACE_ASYM_DIM
 from .face_net import shared_face_net
@@ -33,8 +35,7 @@ from .media import Frame, Source, iter_media_frames, media_kind
 from .topology import N_LANDMARKS
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
-EXTRACTION_VERSION = 2
-N_BLENDSHAPES = 52
+EXTRACTION_VERSION = 3
 PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
 _END = object()  # marks the end of a prefetched stream
 T = TypeVar("T")
@@ -70,7 +71,7 @@ class FrameResult:
     landmarks: np.ndarray | None = None  # (478, 3) normalised coordinates
     features: np.ndarray | None = None  # (F,) expression features
     face_asym: np.ndarray | None = None  # (face_net.DIM,) face-network mirror asymmetry
-    blendshapes: np.ndarray | None = None  # (52,) when the Tasks backend is used
+    blendshapes: np.ndarray | None = None  # (blendshapes.DIM,) blendshape mirror asymmetry
 
     @property
     def has_face(self) -> bool:
@@ -122,7 +123,7 @@ def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings
         landmarks=normalised_coordinates(alignment),
         features=feats.frame_features(alignment.points),
         face_asym=shared_face_net().asymmetry(face),
-        blendshapes=detection.blendshapes,
+        blendshapes=shared_blendshape_net().asymmetry(rgb, alignment.points, alignment.matrix),
     )
 
 
@@ -144,7 +145,7 @@ class MediaAnalysis:
     landmarks: np.ndarray  # (T, 478, 3); NaN without a face
     features: np.ndarray  # (T, F); NaN without a face
     face_asym: np.ndarray  # (T, face_net.DIM); NaN without a face
-    blendshapes: np.ndarray | None  # (T, 52) or None
+    blendshapes: np.ndarray  # (T, blendshapes.DIM); NaN without a face
     clip_features: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
@@ -180,8 +181,7 @@ class MediaAnalysis:
             arrays = {k: data[k] for k in data.files if k != "meta"}
         return cls(
             name=meta["name"], kind=meta["kind"], settings_key=meta["settings_key"],
-            flags=[tuple(f) for f in meta["flags"]],
-            blendshapes=arrays.pop("blendshapes", None), **arrays,
+            flags=[tuple(f) for f in meta["flags"]], **arrays,
         )
 
 
@@ -232,7 +232,6 @@ class _FrameStack:
             return out
 
         per_frame = stack("features", (nf,))
-        has_blend = any(fr.blendshapes is not None for fr in frames)
         return MediaAnalysis(
             name=name,
             kind=kind,
@@ -248,7 +247,7 @@ class _FrameStack:
             landmarks=stack("landmarks", (N_LANDMARKS, 3)),
             features=per_frame,
             face_asym=stack("face_asym", (FACE_ASYM_DIM,)),
-            blendshapes=stack("blendshapes", (N_BLENDSHAPES,)) if has_blend else None,
+            blendshapes=stack("blendshapes", (BLENDSHAPES_DIM,)),
             clip_features=feats.clip_features(per_frame) if kind == "video" else
             np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),
         )

@@ -15,7 +15,6 @@ class Modality:
     name: str
     kind: str  # "image" or "vector"
     description: str
-    optional: bool = False  # present only with some detector backends
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,16 @@ MODALITIES: tuple[Modality, ...] = (
              "Activations of MediaPipe's face-trained landmark network (frozen) for the aligned "
              "face minus those for its mirror image: exactly zero for a symmetric face, so "
              "identity, lighting and photo style cancel and asymmetry remains."),
-    Modality("blendshapes", "Blendshapes", "vector",
-             "52 expression blendshape scores from the MediaPipe Tasks FaceLandmarker.",
-             optional=True),
+    Modality("blendshapes", "Blendshape asymmetry", "vector",
+             "MediaPipe's expression network (52 blendshapes with left and right scores, from "
+             "face_landmarker.task) run on the face and on its mirror image: each left/right "
+             "pair's asymmetry with both passes' side bias cancelled, its excursion ratio and "
+             "how strongly the pair moves."),
 )
 
 MODALITY_KEYS: tuple[str, ...] = tuple(m.key for m in MODALITIES)
-# What a model is built with unless told otherwise: every modality every detector provides.
-DEFAULT_MODALITIES: tuple[str, ...] = tuple(m.key for m in MODALITIES if not m.optional)
+# What a model is built with unless told otherwise: every modality.
+DEFAULT_MODALITIES: tuple[str, ...] = MODALITY_KEYS
 
 
 def modality(key: str) -> Modality:

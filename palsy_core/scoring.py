@@ -12,19 +12,19 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .batches import FrameArrays, Normaliser, analysis_arrays, to_inputs
+from .batches import FrameArrays, Normaliser, analysis_arrays, mirror_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
+from .fusion import LateFusion, all_subsets, fusions_from_dict, subset_key
 from .metrics import decision, file_score
 from .model import FusionModel
 from .pipeline import MediaAnalysis
 from .registry import MODALITIES
-from .train import all_subsets, subset_key
 
 # Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
 # millisecond for 1000 frames, while a second OpenMP thread only adds synchronisation, which costs
@@ -94,17 +94,28 @@ class ParallelEncoder:
 
 @dataclass
 class LoadedModel:
+    """A trained model ready to score: network, feature normaliser, late fusion, thresholds.
+
+    ``fusions`` (subset key -> :class:`~palsy_core.fusion.LateFusion`) combine the modalities'
+    own logits into the verdict; where a subset has none, the network's own fusion is used.
+    """
+
     model: FusionModel
     normaliser: Normaliser
     thresholds: dict[str, float]
     meta: dict
+    fusions: dict[str, LateFusion] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.model.config.modalities
 
     def fusion_weights(self) -> dict[str, float]:
-        """The learned fusion weights with every modality on (softmax of the fusion logits)."""
+        """How much each modality counts with every modality on: the late fusion's share of the
+        verdict's logit where there is one, else the network's softmax fusion weights."""
+        late = self.fusions.get(subset_key(self.modalities))
+        if late is not None:
+            return late.weights()
         weights = self.model.fusion_logits.detach().softmax(0).tolist()
         return dict(zip(self.modalities, weights, strict=True))
 
@@ -126,7 +137,15 @@ def load_model(path: str | Path) -> LoadedModel:
             normaliser.mean.shape == normaliser.std.shape == (n,)):
         raise CheckpointError(f"{path}: its feature normaliser does not fit the model's {n} "
                               "features")
-    return LoadedModel(model, normaliser, thresholds, meta)
+    try:
+        fusions = fusions_from_dict(meta.get("late_fusion"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its late fusion is unreadable ({exc})") from exc
+    unknown = {m for f in fusions.values() for m in f.modalities} - set(model.config.modalities)
+    if unknown:
+        raise CheckpointError(f"{path}: its late fusion names modalities the network lacks: "
+                              f"{sorted(unknown)}")
+    return LoadedModel(model, normaliser, thresholds, meta, fusions)
 
 
 def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
@@ -221,29 +240,87 @@ def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tens
     return {k: torch.cat(v) for k, v in out.items() if v}
 
 
+def network_scores(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
+                   mirror: Mapping[str, torch.Tensor], enabled: Sequence[str]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (palsy logit, P(left)) of the network's own fusion of ``enabled``, averaged over
+    the face and its mirror image (the mirror's side answer flipped back)."""
+    model = loaded.model
+    with torch.inference_mode(), torch_threads(FUSE_THREADS):
+        a = model.fuse({m: own[m] for m in enabled}, enabled)
+        b = model.fuse({m: mirror[m] for m in enabled}, enabled)
+    logit = (a.palsy_logit.double() + b.palsy_logit.double()).numpy() / 2.0
+    left = (torch.sigmoid(a.side_logit) + 1.0 - torch.sigmoid(b.side_logit)) / 2.0
+    return logit, left.double().numpy()
+
+
+def mirror_averaged(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
+                    mirror: Mapping[str, torch.Tensor], enabled: Sequence[str],
+                    modality_logit=None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Per-frame P(palsy), P(left) and the fusion weights used, for one modality subset.
+
+    The late fusion of the modalities' own logits decides P(palsy) where the model has one for
+    this subset, else the network's own fusion does; the side always comes from the network.
+    ``modality_logit(m)`` may supply cached per-frame logits of one modality.
+    """
+    enabled = tuple(enabled)
+    logit, left = network_scores(loaded, own, mirror, enabled)
+    late = loaded.fusions.get(subset_key(enabled))
+    if late is not None:
+        one = modality_logit or (lambda m: network_scores(loaded, own, mirror, (m,))[0])
+        return late.proba({m: one(m) for m in enabled}), left, late.weights()
+    keys = loaded.modalities
+    sel = torch.tensor([k in enabled for k in keys])
+    w = torch.softmax(loaded.model.fusion_logits.detach().masked_fill(~sel, float("-inf")), 0)
+    return 1.0 / (1.0 + np.exp(-logit)), left, {k: float(w[i]) for i, k in enumerate(keys)
+                                                 if k in enabled}
+
+
 class ScoredMedia:
-    """An analysed file plus its cached embeddings, ready to score any modality subset."""
+    """An analysed file plus its cached embeddings, ready to score any modality subset.
+
+    Every frame is encoded twice, as seen and mirrored (test-time mirror averaging): P(palsy) is
+    the mean over both views and the side head's answer for the mirror is flipped back, so a face
+    and its mirror image get the same P(palsy) and opposite sides.
+    """
 
     def __init__(self, loaded: LoadedModel, analysis: MediaAnalysis, batch_size: int = 64):
         self.loaded = loaded
         self.analysis = analysis
         self.face_idx = np.flatnonzero(analysis.has_face)
-        self.modalities = tuple(m for m in loaded.modalities
-                                if m != "blendshapes" or analysis.blendshapes is not None)
+        self.modalities = tuple(loaded.modalities)
         size, rows = loaded.model.config.image_size, self.face_idx
-        batches = (to_inputs(frame_arrays(analysis, size, rows[i : i + batch_size])[0],
-                             loaded.normaliser, self.modalities)
-                   for i in range(0, len(rows), batch_size))
-        self.embeddings = encode_batches(loaded.model, batches, self.modalities)
+
+        def batches(mirrored: bool):
+            for i in range(0, len(rows), batch_size):
+                arrays = frame_arrays(analysis, size, rows[i : i + batch_size])[0]
+                yield to_inputs(mirror_arrays(arrays) if mirrored else arrays,
+                                loaded.normaliser, self.modalities)
+
+        self.embeddings = encode_batches(loaded.model, batches(False), self.modalities)
+        self.mirror_embeddings = encode_batches(loaded.model, batches(True), self.modalities)
         self._flags = [analysis.flags[t] for t in self.face_idx]
+        self._logits: dict[str, np.ndarray] = {}
 
     @property
     def has_face(self) -> bool:
         return len(self.face_idx) > 0
 
+    def frame_logits(self, modality: str) -> np.ndarray:
+        """Per-face-frame palsy logit of one modality alone (mirror-averaged), cached."""
+        if modality not in self._logits:
+            self._logits[modality] = network_scores(
+                self.loaded, self.embeddings, self.mirror_embeddings, (modality,))[0]
+        return self._logits[modality]
+
+    def modality_logits(self) -> dict[str, float]:
+        """File-level palsy logit of each modality alone (the late fusion's inputs)."""
+        return {m: file_score(self.frame_logits(m), self._flags) for m in self.modalities}
+
     def score(self, enabled: Sequence[str] | None = None) -> SubsetScore:
         """Score with only the ``enabled`` modalities (default: all the model has)."""
-        enabled = tuple(m for m in self.modalities if m in (enabled or self.modalities))
+        enabled = self.modalities if enabled is None else tuple(
+            m for m in self.modalities if m in enabled)
         if not enabled:
             raise ValueError(f"enable at least one of {list(self.modalities)}")
         t = self.analysis.n_frames
@@ -252,11 +329,11 @@ class ScoredMedia:
         weights: dict[str, float] = {}
         p = p_left = None
         if self.has_face:
-            with torch.inference_mode(), torch_threads(FUSE_THREADS):
-                out = self.loaded.model.fuse({m: self.embeddings[m] for m in enabled}, enabled)
-            p_frames[self.face_idx] = torch.sigmoid(out.palsy_logit).numpy()
-            p_left_frames[self.face_idx] = torch.sigmoid(out.side_logit).numpy()
-            weights = {m: float(w[0]) for m, w in out.weights.items()}
+            p_face, left, weights = mirror_averaged(self.loaded, self.embeddings,
+                                                    self.mirror_embeddings, enabled,
+                                                    self.frame_logits)
+            p_frames[self.face_idx] = p_face
+            p_left_frames[self.face_idx] = left
             p = file_score(p_frames[self.face_idx], self._flags)
             p_left = file_score(p_left_frames[self.face_idx], self._flags)
         return SubsetScore(enabled, variant_name(enabled, self.modalities), p_frames,

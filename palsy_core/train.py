@@ -7,7 +7,6 @@ ever shapes the model.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -21,9 +20,11 @@ from tqdm import tqdm
 from . import features as feats
 from .batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
 from .dataset import SampleSet
+from .fusion import LateFusion, all_subsets, fit_late_fusion, fusions_to_dict, subset_key
 from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
 from .registry import DEFAULT_MODALITIES
+from .scoring import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,14 @@ class TrainConfig:
     seed: int = 0
     side_loss_weight: float = 0.5
     backbone_weights: str | None = None
+    # Each source's files count in proportion to 1/sqrt(its size): a large one-style source (news
+    # photos, one web pool) cannot teach "this photo style means this class" by sheer number.
+    source_balance: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["modalities"] = list(self.modalities)
         return d
-
-
-def subset_key(modalities: Sequence[str]) -> str:
-    """Canonical name of a modality subset, e.g. ``landmarks+lines``."""
-    return "+".join(sorted(modalities))
-
-
-def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    return [c for r in range(1, len(modalities) + 1)
-            for c in itertools.combinations(modalities, r)]
 
 
 @dataclass
@@ -70,11 +64,20 @@ class Trained:
     thresholds: dict[str, float]  # subset key -> decision threshold (chosen on validation)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    fusions: dict[str, LateFusion] = field(default_factory=dict)  # subset key -> late fusion
+    fusion_source: str = "validation split"  # where the late fusion was fitted
 
     def meta(self, extra: dict | None = None) -> dict:
         return {"normaliser": self.normaliser.to_dict(), "thresholds": self.thresholds,
                 "threshold": self.thresholds[subset_key(self.model.config.modalities)],
+                "late_fusion": fusions_to_dict(self.fusions),
+                "late_fusion_fitted_on": self.fusion_source,
                 "history": self.history, "train_seconds": self.seconds, **(extra or {})}
+
+    def loaded(self) -> LoadedModel:
+        """The same model as the scoring code sees a checkpoint."""
+        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta(),
+                           self.fusions)
 
 
 def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: int
@@ -111,10 +114,36 @@ def subset_probs(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays
                                              .palsy_logit).cpu().numpy() for s in subsets}
 
 
-def _file_means(p: np.ndarray, file_id: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.unique(file_id)
-    return (np.array([p[file_id == i].mean() for i in ids]),
-            np.array([y[file_id == i][0] for i in ids]))
+def modality_logits(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+                    batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Per-frame palsy logit of each modality alone, mirror-averaged as in scoring."""
+    keys = model.config.modalities
+    device = next(model.parameters()).device
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {m: [] for m in keys}
+    with torch.no_grad():
+        for start in range(0, len(arrays), batch_size):
+            part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
+            own = model.encode(to_inputs(part, normaliser, keys, device), keys)
+            mir = model.encode(to_inputs(mirror_arrays(part), normaliser, keys, device), keys)
+            for m in keys:
+                z = (model.fuse({m: own[m]}, [m]).palsy_logit
+                     + model.fuse({m: mir[m]}, [m]).palsy_logit) / 2
+                out[m].append(z.double().cpu().numpy())
+    return {m: np.concatenate(v) for m, v in out.items()}
+
+
+def source_weights(data: SampleSet) -> np.ndarray:
+    """Per-sample factor 1/sqrt(real files in the sample's source), mean 1 over sources."""
+    sources = np.array([data.rows[i].source for i in data.file_id], dtype=object)
+    real_files: dict[str, set] = {}
+    for src, fid, syn in zip(sources, data.file_id, data.synthetic, strict=True):
+        real_files.setdefault(src, set())
+        if not syn:
+            real_files[src].add(int(fid))
+    factor = {s: 1.0 / np.sqrt(max(len(f), 1)) for s, f in real_files.items()}
+    mean = float(np.mean(list(factor.values())))
+    return np.array([factor[s] / mean for s in sources])
 
 
 def _mirror_some(batch: SampleSet, w: np.ndarray, flip: np.ndarray):
@@ -161,6 +190,8 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
 
     # Class-balanced sample weights: each class carries half of the total weight.
     w = train.weight.astype(np.float64).copy()
+    if config.source_balance:
+        w *= source_weights(train)
     for label in (0, 1):
         sel = train.y == label
         if sel.any():
@@ -212,22 +243,23 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
         model.load_state_dict(best)
     model.eval()
 
-    thresholds = {}
     thr_val = val.take(np.flatnonzero(~val.synthetic)) if len(val) else val
     if len(set(thr_val.y.tolist())) < 2:  # e.g. palsy seen only as synthetic warps
         thr_val = val
     # A real file's frames form one unit; each synthetic sample is its own.
     units = np.where(thr_val.synthetic, -1 - np.arange(len(thr_val)), thr_val.file_id)
     subsets = all_subsets(keys)
-    probs = subset_probs(model, normaliser, thr_val.arrays, subsets) if len(thr_val) else {}
-    for subset in subsets:
-        key = subset_key(subset)
-        if key in probs:
-            pf, yf = _file_means(probs[key], units, thr_val.y)
-            thresholds[key] = best_threshold(yf, pf)
-        else:
-            thresholds[key] = 0.5
-    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)
+    fusions: dict[str, LateFusion] = {}
+    if len(thr_val):
+        logits = modality_logits(model, normaliser, thr_val.arrays)
+        ids = np.unique(units)
+        yf = np.array([thr_val.y[units == i][0] for i in ids])
+        zf = {m: np.array([z[units == i].mean() for i in ids]) for m, z in logits.items()}
+        fusions, thresholds = fit_late_fusion(zf, yf, subsets)
+    else:
+        thresholds = {subset_key(s): 0.5 for s in subsets}
+    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start,
+                   fusions)
 
 
 def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,

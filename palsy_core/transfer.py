@@ -1,22 +1,30 @@
-"""Transfer checks: how the fused model does on a source it has never seen.
+"""Transfer check: how the model does on a source it has never seen.
 
 Cross-validation inside one collection overstates quality, even grouped by subject: a model can
-learn a source's photo style (the data README measured a frozen face CNN at AUROC 0.94-0.99 in
-grouped CV and 0.66-0.78 on other sources). So each source is held out in turn: the fused model is
-trained on the other sources (real files plus synthetic palsy made from *their* healthy faces, with
-every subject of the held-out source removed) and then scores
+learn a source's photo style. So each source (or group of sources that share one pool, such as
+two scrapes of the same web images) is held out in turn, and scored **against held-out people of
+the other class** from the remaining sources (a fixed, subject-grouped share of them), with a
+model trained on everything else: every person of the held-out source and of the contrast group
+is removed from training wherever they appear. Each fold then has both classes scored by one
+model, so its AUROC measures discrimination on an unseen source, not how well probabilities from
+different models happen to line up (which is what pooling raw probabilities of one-class held-out
+sources mostly measures).
 
-1. the held-out source's real files, at the threshold chosen on its own training data, and
-2. synthetic one-sided palsy made from the held-out source's healthy faces, against their
-   severity-0 controls: can it find palsy on people and photo styles it has never seen, and on
-   which side?
+Per fold, every file gets each modality's own logit, the network's own fusion and a
+gradient-boosted tree on the concatenated invariant vectors (the baseline the networks must beat).
+The late fusion (:mod:`palsy_core.fusion`) and every threshold of fold *k* are fitted on the
+*other* folds' held-out predictions only, excluding the people scored in fold *k*; the shipped
+model's late fusion is fitted on all folds' held-out predictions. Pooled numbers centre each
+fold's scores on that fold's own threshold.
 
-A source holding only palsy files is held out too; that model has seen palsy only as synthetic
-warps of healthy faces. Synthetic samples are scored here but never enter the real-file metrics.
+Synthetic one-sided palsy made from the held-out source's healthy faces, against their
+severity-0 controls, is scored too (with the affected side). Synthetic samples never enter the
+real-file metrics.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,36 +33,108 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
-from .batches import to_inputs
-from .crossval import as_loaded
+from .batches import FrameArrays, mirror_arrays, to_inputs
 from .dataset import SIDE_CODES, SampleSet
-from .evaluate import metrics_from_predictions
+from .fusion import LateFusion, all_subsets, fit_late_fusion, subset_key
 from .manifest import ManifestRow
+from .metrics import best_threshold, binary_metrics, file_score
+from .model import landmark_asymmetry
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia, encode_batches, report_subsets, variant_label
-from .train import TrainConfig, Trained, fit
+from .scoring import ScoredMedia, report_subsets, variant_label, variant_name
+from .train import TrainConfig, Trained, fit, modality_logits
 
 LEFT = SIDE_CODES["left"]
+CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
+GBT = "gbt_invariant"  # baseline column: gradient-boosted tree on the invariant vectors
+NET = "network_fusion"  # the network's own (softmax) fusion, before late fusion
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class TransferFold:
+    """One held-out source (group) with its contrast people and its training rows (masks over
+    the manifest rows)."""
+
+    name: str
+    sources: tuple[str, ...]
+    test: np.ndarray  # the held-out source's files
+    contrast: np.ndarray  # held-out people of the other class, from the remaining sources
+    train: np.ndarray  # everyone else
 
 
 @dataclass
 class TransferResult:
-    files: pd.DataFrame  # held-out real files with a face: path, source, y, p_/thr_<variant>
-    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces: source, y, side, p
-    trained_on: dict[str, dict] = field(default_factory=dict)  # source -> training-set counts
-    skipped: dict[str, str] = field(default_factory=dict)  # source -> why it was not held out
+    files: pd.DataFrame  # one row per (fold, scored real file): z_<m>, p_/thr_<variant>
+    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces
+    trained_on: dict[str, dict] = field(default_factory=dict)  # fold -> training-set counts
+    skipped: dict[str, str] = field(default_factory=dict)  # fold -> why it was not run
+    fusions: dict[str, LateFusion] = field(default_factory=dict)  # fitted on every fold
+    thresholds: dict[str, float] = field(default_factory=dict)  # for those fusions
 
 
-def _synthetic_scores(trained: Trained, data: SampleSet, batch_size: int = 128
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample P(palsy) and P(affected side = left) with every modality on."""
-    model, keys = trained.model.eval(), trained.model.config.modalities
-    batches = (to_inputs(data.arrays.take(np.arange(i, min(i + batch_size, len(data)))),
-                         trained.normaliser, keys) for i in range(0, len(data), batch_size))
-    with torch.inference_mode():
-        out = model.fuse(encode_batches(model, batches, keys), keys)
-    return torch.sigmoid(out.palsy_logit).numpy(), torch.sigmoid(out.side_logit).numpy()
+def _share(subject: str, fold: str) -> float:
+    return int(hashlib.sha256(f"{subject}|{fold}".encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def transfer_folds(rows: Sequence[ManifestRow], groups: Sequence[Sequence[str]] = (),
+                   contrast_fraction: float = CONTRAST_FRACTION) -> list[TransferFold]:
+    """One fold per source; the sources named together in ``groups`` are held out together."""
+    sources = sorted({r.source for r in rows})
+    joined = {s: tuple(sorted(g)) for g in groups for s in g if s in sources}
+    names: list[tuple[str, ...]] = []
+    for s in sources:
+        g = joined.get(s, (s,))
+        g = tuple(x for x in g if x in sources)
+        if g not in names:
+            names.append(g)
+    src = np.array([r.source for r in rows], dtype=object)
+    subj = np.array([r.subject for r in rows], dtype=object)
+    y = np.array([r.y for r in rows])
+    folds = []
+    for g in names:
+        name = "+".join(g)
+        test = np.isin(src, list(g))
+        contrast = np.zeros(len(rows), bool)
+        classes = set(y[test].tolist())
+        if len(classes) == 1:
+            other = ~test & (y != next(iter(classes))) & ~np.isin(subj, subj[test])
+            picked = [s for s in np.unique(subj[other]) if _share(s, name) < contrast_fraction]
+            contrast = other & np.isin(subj, picked)
+        held = np.isin(subj, subj[test | contrast])
+        folds.append(TransferFold(name, g, test, contrast & ~test, ~held))
+    return folds
+
+
+def invariant_vectors(arrays: FrameArrays) -> np.ndarray:
+    """(N, D) per-frame concatenation of the mirror-invariant views: expression features,
+    face-network and blendshape asymmetry, and the landmarks' in-plane mirror asymmetry."""
+    lm = landmark_asymmetry(torch.from_numpy(np.nan_to_num(arrays.landmarks)))[..., :2]
+    return np.nan_to_num(np.hstack([arrays.features, arrays.face_asym, arrays.blendshapes,
+                                    lm.flatten(1).numpy()])).astype(np.float32)
+
+
+def _gbt(train: SampleSet, seed: int) -> HistGradientBoostingClassifier:
+    x = invariant_vectors(train.arrays)
+    w = train.weight.astype(np.float64)
+    for label in (0, 1):
+        sel = train.y == label
+        if sel.any():
+            w[sel] *= 0.5 / w[sel].sum()
+    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
+                                         l2_regularization=1.0, random_state=seed)
+    return clf.fit(x, train.y.astype(int), sample_weight=w / w.mean())
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _variants(modalities: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(variant_name(s, modalities), tuple(s)) for s in report_subsets(modalities)][::-1]
 
 
 def leave_one_source_out(
@@ -63,89 +143,172 @@ def leave_one_source_out(
     real: SampleSet,
     synthetic: SampleSet,
     config: TrainConfig,
+    groups: Sequence[Sequence[str]] = (),
     progress: bool = True,
 ) -> TransferResult:
-    """Hold out each source in turn (see the module docstring); needs at least two sources."""
-    sources = sorted({r.source for r in rows})
-    subjects = np.array([r.subject for r in rows], dtype=object)
+    """Run every fold (see the module docstring); needs at least two sources."""
+    folds = transfer_folds(rows, groups)
     files, synth, trained_on, skipped = [], [], {}, {}
-    if len(sources) < 2:
+    if len(folds) < 2:
         return TransferResult(pd.DataFrame(), pd.DataFrame(),
-                              skipped={s: "only one source in the manifest" for s in sources})
-    for k, source in enumerate(sources):
-        test_ids = np.flatnonzero([r.source == source for r in rows])
-        # Whole people out: a subject with files in the held-out source trains on none of them.
-        train_ids = np.flatnonzero(~np.isin(subjects, subjects[test_ids]))
-        train = SampleSet.concat(real.take(np.flatnonzero(np.isin(real.file_id, train_ids))),
-                                 synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
-                                                                       train_ids))))
+                              skipped={f.name: "only one source in the manifest" for f in folds})
+    keys = config.modalities
+    for k, fold in enumerate(folds):
+        train_ids = np.flatnonzero(fold.train)
+        train = SampleSet.concat(
+            real.take(np.flatnonzero(np.isin(real.file_id, train_ids))),
+            synthetic.take(np.flatnonzero(np.isin(synthetic.file_id, train_ids))))
         if len(set(train.y.tolist())) < 2:
-            skipped[source] = ("the other sources hold one class only, even with synthetic "
-                               "palsy: nothing to train on")
+            skipped[fold.name] = "the other sources hold one class only, even with synthetic palsy"
             continue
-        trained_on[source] = {"files": len(np.unique(train.file_id[~train.synthetic])),
-                              "subjects": len(set(subjects[train_ids])),
-                              "real_palsy_files": len(np.unique(
-                                  train.file_id[~train.synthetic & (train.y == 1)])),
-                              "synthetic_samples": int(train.synthetic.sum())}
+        trained_on[fold.name] = {
+            "files": len(np.unique(train.file_id[~train.synthetic])),
+            "subjects": len({rows[i].subject for i in train_ids}),
+            "real_palsy_files": len(np.unique(train.file_id[~train.synthetic & (train.y == 1)])),
+            "synthetic_samples": int(train.synthetic.sum()),
+            "held_out_files": int(fold.test.sum()), "contrast_files": int(fold.contrast.sum())}
         if progress:
-            print(f"transfer {k + 1}/{len(sources)}: {source} held out "
-                  f"({len(test_ids)} files), training on {trained_on[source]['files']} files "
-                  f"(+{trained_on[source]['synthetic_samples']} synthetic)")
+            print(f"transfer {k + 1}/{len(folds)}: {fold.name} held out ({int(fold.test.sum())} "
+                  f"files, {int(fold.contrast.sum())} contrast files), training on "
+                  f"{trained_on[fold.name]['files']} files "
+                  f"(+{trained_on[fold.name]['synthetic_samples']} synthetic)", flush=True)
         trained = fit(train, replace(config, seed=config.seed + 100 + k), progress=progress)
-        loaded = as_loaded(trained)
-        threshold = loaded.threshold(config.modalities)
-        for i in test_ids:
+        loaded = replace(trained.loaded(), fusions={})  # the network's own fusion only
+        gbt = _gbt(train, config.seed + k)
+        for i in np.flatnonzero(fold.test | fold.contrast):
             res = analyses.get(rows[i].path)
             if res is None or not res.has_face.any():
                 continue
             scored = ScoredMedia(loaded, res)
-            rec = {"path": rows[i].rel, "subject": rows[i].subject, "source": source,
-                   "label": rows[i].label, "y": rows[i].y,
-                   "face_frames": int(res.has_face.sum()), "p_left": scored.score().p_left}
-            for subset in report_subsets(config.modalities):
-                out = scored.score(subset)
-                rec[f"p_{out.name}"], rec[f"thr_{out.name}"] = out.p, out.threshold
+            net = scored.score()
+            face = np.flatnonzero(res.has_face)
+            rows_arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
+            p_gbt = file_score(gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1],
+                               [res.flags[t] for t in face])
+            rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
+                   "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
+                   "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),
+                   "p_left": net.p_left, f"p_{NET}": net.p, f"p_{GBT}": p_gbt}
+            rec.update({f"z_{m}": z for m, z in scored.modality_logits().items()})
             files.append(rec)
-        held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id, test_ids)))
+        held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
+                                                     np.flatnonzero(fold.test))))
         if len(held):
-            p, p_left = _synthetic_scores(trained, held)
+            z = modality_logits(trained.model, trained.normaliser, held.arrays)
+            with torch.no_grad():
+                p_left = _side(trained, held)
             for j in range(len(held)):
-                synth.append({"path": rows[held.file_id[j]].rel, "source": source,
-                              "y": int(held.y[j]), "side": int(held.side[j]), "face_frames": 1,
-                              "p_fused": float(p[j]), "thr_fused": threshold,
-                              "p_left": float(p_left[j])})
-    return TransferResult(pd.DataFrame.from_records(files), pd.DataFrame.from_records(synth),
-                          trained_on, skipped)
+                synth.append({"fold": fold.name, "path": rows[held.file_id[j]].rel,
+                              "source": rows[held.file_id[j]].source, "y": int(held.y[j]),
+                              "side": int(held.side[j]), "p_left": float(p_left[j]),
+                              **{f"z_{m}": float(z[m][j]) for m in keys}})
+    files_df, synth_df = pd.DataFrame.from_records(files), pd.DataFrame.from_records(synth)
+    result = TransferResult(files_df, synth_df, trained_on, skipped)
+    if len(files_df):
+        _late_fusion(result, keys)
+    return result
 
 
-def summarise(result: TransferResult) -> dict:
-    """Metrics for ``transfer.json``: real held-out files and synthetic palsy, per source."""
-    out: dict = {"trained_on": result.trained_on, "skipped": result.skipped}
-    if len(result.files):
-        # Fused first, as in the CV table (columns were written in report_subsets order).
-        names = [c[2:] for c in result.files.columns if c.startswith("p_") and c != "p_left"][::-1]
-        real = metrics_from_predictions(result.files, names)
-        out["real"] = {"pooled": real["overall"]["fused"],
-                       "per_source": {s: b["fused"] for s, b in real["per_source"].items()}}
-        out["variants"] = {"pooled": real["overall"], "per_source": real["per_source"]}
-    if len(result.synthetic):
-        syn = metrics_from_predictions(result.synthetic, ["fused"])
-        palsy = result.synthetic[result.synthetic["y"] == 1]
-        side_ok = (palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT)
-        sides = side_ok.groupby(palsy["source"]).mean()
-        per_source = {s: {**b["fused"], "side_accuracy": float(sides.get(s, np.nan))}
-                      for s, b in syn["per_source"].items()}
-        out["synthetic"] = {"pooled": {**syn["overall"]["fused"],
-                                       "side_accuracy": float(side_ok.mean())},
-                            "per_source": per_source}
+def _side(trained: Trained, data: SampleSet, batch_size: int = 128) -> np.ndarray:
+    """P(affected side = left), mirror-averaged, with every modality on."""
+    model, keys = trained.model.eval(), trained.model.config.modalities
+    out = []
+    for i in range(0, len(data), batch_size):
+        part = data.arrays.take(np.arange(i, min(i + batch_size, len(data))))
+        own = model(to_inputs(part, trained.normaliser, keys))
+        mir = model(to_inputs(mirror_arrays(part), trained.normaliser, keys))
+        out.append(((torch.sigmoid(own.side_logit) + 1 - torch.sigmoid(mir.side_logit)) / 2)
+                   .numpy())
+    return np.concatenate(out)
+
+
+def _late_fusion(result: TransferResult, modalities: Sequence[str]) -> None:
+    """Nested late fusion and thresholds per fold, then the all-fold fit for the final model."""
+    df, syn = result.files, result.synthetic
+    variants = _variants(modalities)
+    zcols = {m: df[f"z_{m}"].to_numpy(np.float64) for m in modalities}
+    y = df["y"].to_numpy(int)
+    for col in [f"p_{n}" for n, _ in variants] + [f"thr_{n}" for n, _ in variants] + \
+            [f"thr_{NET}", f"thr_{GBT}"]:
+        df[col] = np.nan
+    if len(syn):
+        syn["p_fused"], syn["thr_fused"] = np.nan, np.nan
+    for fold in df["fold"].unique():
+        here = (df["fold"] == fold).to_numpy()
+        people = set(df.loc[here, "subject"])
+        other = ~here & ~df["subject"].isin(people).to_numpy()
+        fusions, thresholds = fit_late_fusion({m: z[other] for m, z in zcols.items()}, y[other],
+                                              [s for _, s in variants])
+        for name, subset in variants:
+            f = fusions[subset_key(subset)]
+            df.loc[here, f"p_{name}"] = f.proba({m: zcols[m][here] for m in subset})
+            df.loc[here, f"thr_{name}"] = thresholds[subset_key(subset)]
+        for name in (NET, GBT):
+            df.loc[here, f"thr_{name}"] = best_threshold(y[other], df.loc[other, f"p_{name}"])
+        if len(syn):
+            s_here = (syn["fold"] == fold).to_numpy()
+            full = fusions[subset_key(modalities)]
+            syn.loc[s_here, "p_fused"] = full.proba(
+                {m: syn.loc[s_here, f"z_{m}"].to_numpy(np.float64) for m in modalities})
+            syn.loc[s_here, "thr_fused"] = thresholds[subset_key(modalities)]
+    result.fusions, result.thresholds = fit_late_fusion(zcols, y, all_subsets(modalities))
+
+
+def _centred(df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    ok = df[f"p_{name}"].notna().to_numpy()
+    part = df[ok]
+    return part["y"].to_numpy(int), _logit(part[f"p_{name}"]) - _logit(part[f"thr_{name}"])
+
+
+def _fold_block(part: pd.DataFrame, name: str) -> dict:
+    y, s = _centred(part, name)
+    held = (part["role"] == "held-out source").to_numpy()[part[f"p_{name}"].notna().to_numpy()]
+    m = binary_metrics(y, s, 0.0)
+    m["threshold"] = float(part[f"thr_{name}"].mean())
+    hy = y[held]
+    m["held_out_correct"] = float(((s[held] >= 0).astype(int) == hy).mean()) if held.any() \
+        else None
+    m["held_out_class"] = ("palsy" if hy.mean() == 1 else "healthy" if hy.mean() == 0
+                           else "both") if held.any() else None
+    return m
+
+
+def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
+    """Metrics for ``transfer.json``: per fold and pooled (scores centred on each fold's
+    threshold), for every variant and the baselines, plus the synthetic-palsy check."""
+    out: dict = {"trained_on": result.trained_on, "skipped": result.skipped,
+                 "protocol": {"contrast_fraction": CONTRAST_FRACTION}}
+    df = result.files
+    if len(df):
+        names = [n for n, _ in _variants(modalities)] + [NET, GBT]
+        out["variants"] = {
+            "pooled": {n: binary_metrics(*_centred(df, n), 0.0) for n in names},
+            "per_fold": {f: {n: _fold_block(part, n) for n in names}
+                         for f, part in df.groupby("fold", sort=False)}}
+        out["late_fusion"] = {k: f.to_dict() for k, f in result.fusions.items()
+                              if k == subset_key(modalities)}
+    syn = result.synthetic
+    if len(syn) and "p_fused" in syn:
+        per = {}
+        for fold, part in syn.groupby("fold", sort=False):
+            y, s = part["y"].to_numpy(int), _logit(part["p_fused"]) - _logit(part["thr_fused"])
+            m = binary_metrics(y, s, 0.0)
+            palsy = part[part["y"] == 1]
+            m["side_accuracy"] = float(((palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT))
+                                       .mean()) if len(palsy) else None
+            per[fold] = m
+        y = syn["y"].to_numpy(int)
+        s = _logit(syn["p_fused"]) - _logit(syn["thr_fused"])
+        palsy = syn[syn["y"] == 1]
+        out["synthetic"] = {"pooled": {**binary_metrics(y, s, 0.0), "side_accuracy": float(
+            ((palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT)).mean())}, "per_fold": per}
     return out
 
 
-def write_transfer(result: TransferResult, out: Path) -> dict:
+def write_transfer(result: TransferResult, out: Path, modalities: Sequence[str]) -> dict:
     """``out/transfer.json`` plus the scored rows behind it as two CSV files."""
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(result)
+    summary = summarise(result, modalities)
     (out / "transfer.json").write_text(json.dumps(summary, indent=2, default=float))
     result.files.to_csv(out / "transfer_predictions.csv", index=False)
     result.synthetic.to_csv(out / "transfer_synthetic.csv", index=False)
@@ -156,31 +319,51 @@ def _pct(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
 
 
-def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Display tables (percent) for the card and the dashboard: the fused model on held-out
-    sources' real files, on synthetic palsy made from their healthy faces, and every modality
-    subset on the held-out real files."""
+def variant_display(name: str) -> str:
+    if name == GBT:
+        return "Baseline: gradient-boosted tree on the invariant vectors"
+    if name == NET:
+        return "Network fusion (softmax weights, before late fusion)"
+    return variant_label(name)
+
+
+def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Display tables (percent) for the card and the dashboard: the fused model per held-out
+    source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
+    modality alone, each leave-one-out subset, the network's own fusion and the GBT baseline)
+    pooled and per fold."""
+    variants = summary.get("variants", {})
+    per_fold = variants.get("per_fold", {})
     real = []
-    for source, m in summary.get("real", {}).get("per_source", {}).items():
-        t = summary["trained_on"][source]
-        real.append({"held-out source": source, "trained on files": t["files"],
+    for fold, block in per_fold.items():
+        m, t = block["fused"], summary["trained_on"][fold]
+        real.append({"held-out source": fold, "trained on files": t["files"],
                      "trained on subjects": t["subjects"],
                      "real palsy files in training": t["real_palsy_files"],
-                     "held-out files": m["n"], "held-out palsy files": m["n_palsy"],
-                     "accuracy %": _pct(m["accuracy"])})
+                     "held-out files": t["held_out_files"],
+                     "contrast files (other class)": t["contrast_files"],
+                     "AUROC %": _pct(m["auroc"]), "F1 %": _pct(m["f1"]),
+                     "held-out class": m["held_out_class"],
+                     "held-out files right %": _pct(m["held_out_correct"])})
     synthetic = []
-    for source, m in summary.get("synthetic", {}).get("per_source", {}).items():
+    for fold, m in summary.get("synthetic", {}).get("per_fold", {}).items():
         tn, fp = m["confusion"][0]
-        synthetic.append({"held-out source": source, "synthetic palsy": m["n_palsy"],
+        synthetic.append({"held-out source": fold, "synthetic palsy": m["n_palsy"],
                           "controls": m["n"] - m["n_palsy"], "palsy found %": _pct(m["recall"]),
                           "controls passed %": _pct(tn / (tn + fp) if tn + fp else None),
                           "AUROC %": _pct(m["auroc"]),
                           "affected side correct %": _pct(m["side_accuracy"])})
-    variants = []
-    by_source = summary.get("variants", {}).get("per_source", {})
-    for name, m in summary.get("variants", {}).get("pooled", {}).items():
-        variants.append({"model": variant_label(name), "pooled AUROC %": _pct(m["auroc"]),
-                         "pooled accuracy %": _pct(m["accuracy"]),
-                         **{f"{s} accuracy %": _pct(b[name]["accuracy"])
-                            for s, b in by_source.items()}})
-    return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(variants)
+    rows = []
+    for name, m in variants.get("pooled", {}).items():
+        rows.append({"model": variant_display(name), "pooled AUROC %": _pct(m["auroc"]),
+                     "pooled F1 %": _pct(m["f1"]),
+                     "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
+                                                     for b in per_fold.values())),
+                     **{f"{f} AUROC %": _pct(b[name]["auroc"]) for f, b in per_fold.items()}})
+    return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(rows)
+
+
+def fold_auroc(df: pd.DataFrame, name: str) -> dict[str, float]:
+    """AUROC of one variant in each fold, from the raw rows (independent of the summary)."""
+    return {f: float(roc_auc_score(part["y"], part[f"p_{name}"]))
+            for f, part in df.groupby("fold", sort=False) if part["y"].nunique() == 2}
