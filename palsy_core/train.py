@@ -21,7 +21,6 @@ from . import features as feats
 from .batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
 from .dataset import SampleSet
 from .fusion import LateFusion, all_subsets, fit_late_fusion, fusions_to_dict, subset_key
-from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
 from .registry import DEFAULT_MODALITIES
 from .scoring import LoadedModel
@@ -37,7 +36,7 @@ class TrainConfig:
     embed_dim: int = 64
     hidden_dim: int = 128
     dropout: float = 0.3
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-2

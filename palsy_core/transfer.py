@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from .batches import FrameArrays, mirror_arrays, to_inputs
 from .dataset import SIDE_CODES, SampleSet
@@ -125,7 +126,11 @@ def _gbt(train: SampleSet, seed: int) -> HistGradientBoostingClassifier:
             w[sel] *= 0.5 / w[sel].sum()
     clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
                                          l2_regularization=1.0, random_state=seed)
-    return clf.fit(x, train.y.astype(int), sample_weight=w / w.mean())
+    # With more than one OpenMP thread, binning dispatches one joblib thread task per feature,
+    # and after torch's thread pools have run in this process those threads stall for minutes.
+    # One thread runs the binning in-process and the whole fit in seconds.
+    with threadpool_limits(1, user_api="openmp"):
+        return clf.fit(x, train.y.astype(int), sample_weight=w / w.mean())
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -183,8 +188,9 @@ def leave_one_source_out(
             net = scored.score()
             face = np.flatnonzero(res.has_face)
             rows_arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
-            p_gbt = file_score(gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1],
-                               [res.flags[t] for t in face])
+            with threadpool_limits(1, user_api="openmp"):
+                p_frames = gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1]
+            p_gbt = file_score(p_frames, [res.flags[t] for t in face])
             rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
                    "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
                    "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),

@@ -28,11 +28,11 @@ from palsy_core.line_segments import CONTOUR_COLOUR
 from palsy_core.live import LiveScorer
 from palsy_core.media import iter_video_frames
 from palsy_core.model import FusionModel, ModelConfig
-from palsy_core.registry import FRAME_FEATURES
+from palsy_core.registry import FRAME_FEATURES, MODALITY_KEYS
 from palsy_core.scoring import load_model
 from ui.live import ICE_ENV, NO_ICE, SCORER_KEY, frame_callback, rtc_configuration
 
-ALL = ("rgb", "lines", "landmarks", "features", "face_asym")
+ALL = MODALITY_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_toggling_modalities_changes_the_score_of_the_same_frame(loaded, face_fr
         with pytest.raises(ValueError, match="at least one"):
             scorer.set_enabled([])
         with pytest.raises(ValueError, match="not available"):
-            scorer.set_enabled(["blendshapes"])  # the Face Mesh backend gives none
+            scorer.set_enabled(["thermal"])  # no such modality
         with pytest.raises(ValueError, match="overlay"):
             scorer.set_overlay("heatmap")
         assert scorer.enabled == ALL

@@ -24,14 +24,15 @@ from palsy_core.checkpoint import (
 )
 from palsy_core.face_net import DIM as FACE_ASYM_DIM
 from palsy_core.face_net import shared_face_net
+from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
+from palsy_core.blendshapes import shared_blendshape_net
 from palsy_core.model import (
-    N_BLENDSHAPES,
     FusionModel,
     ImageEncoder,
     ModelConfig,
     PretrainedWeightsWarning,
     landmark_asymmetry,
-    mirror_pair,
+    mirror_difference,
     sample_modality_mask,
 )
 from palsy_core.registry import MODALITY_KEYS
@@ -71,6 +72,7 @@ def real_face(face_rgb, detector) -> dict[str, np.ndarray]:
         al = align(det.points, size=SIZE)
         out[f"{name}_crop"] = warp(rgb, al)
         out[f"{name}_landmarks"] = normalised_landmarks(al.points)
+        out[f"{name}_blendshapes"] = shared_blendshape_net().asymmetry(rgb, al.points, al.matrix)
     return out
 
 
@@ -88,7 +90,8 @@ def real_batch(real_face) -> dict[str, torch.Tensor]:
             np.stack([real_face["face_landmarks"], real_face["mirrored_landmarks"]])),
         "features": torch.randn(2, N_FEATURES, generator=gen),
         "face_asym": torch.from_numpy(np.stack([shared_face_net().asymmetry(c) for c in crops])),
-        "blendshapes": torch.rand(2, N_BLENDSHAPES, generator=gen),
+        "blendshapes": torch.from_numpy(np.stack([real_face["face_blendshapes"],
+                                                  real_face["mirrored_blendshapes"]])),
     }
 
 
@@ -100,27 +103,40 @@ def random_batch(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
         "landmarks": torch.randn(batch, 478, 3, generator=gen),
         "features": torch.randn(batch, N_FEATURES, generator=gen),
         "face_asym": torch.randn(batch, FACE_ASYM_DIM, generator=gen),
-        "blendshapes": torch.rand(batch, N_BLENDSHAPES, generator=gen),
+        "blendshapes": torch.randn(batch, BLENDSHAPES_DIM, generator=gen),
     }
 
 
 # --- Mirror-comparison inputs -------------------------------------------------------------------
 
-def test_mirror_pair_of_symmetric_face_has_zero_difference(real_face):
+def test_mirror_difference_of_symmetric_face_is_zero(real_face):
     crop = torch.from_numpy(real_face["face_crop"]).permute(2, 0, 1).float()[None] / 255.0
     half = crop[..., : SIZE // 2]
     symmetric = torch.cat([half, half.flip(-1)], dim=-1)
-    pair = mirror_pair(symmetric)
-    assert pair.shape == (1, 6, SIZE, SIZE)
-    assert torch.equal(pair[:, :3], symmetric)
-    assert torch.count_nonzero(pair[:, 3:]) == 0
+    diff = mirror_difference(symmetric)
+    assert diff.shape == (1, 3, SIZE, SIZE)
+    assert torch.count_nonzero(diff) == 0
 
     # A real face is not perfectly symmetric; its difference is antisymmetric, and flipping the
     # face negates it.
-    diff = mirror_pair(crop)[:, 3:]
+    diff = mirror_difference(crop)
     assert diff.abs().mean() > 0.01
     assert torch.equal(diff.flip(-1), -diff)
-    assert torch.equal(mirror_pair(crop.flip(-1))[:, 3:], -diff)
+    assert torch.equal(mirror_difference(crop.flip(-1)), -diff)
+
+
+def test_image_branch_sees_no_appearance(real_face):
+    """Two faces with the same asymmetry but different brightness and colour embed the same: the
+    image encoder reads only the mirror difference."""
+    model = small_model()
+    crop = torch.from_numpy(real_face["face_crop"]).permute(2, 0, 1).float()[None] / 255.0
+    tinted = crop * torch.tensor([0.6, 0.9, 1.0])[:, None, None] + 0.2
+    # Adding any left-right symmetric image leaves the mirror difference unchanged.
+    symmetric = (tinted + tinted.flip(-1)) / 2
+    with torch.no_grad():
+        a = model.encoders["rgb"](crop)
+        b = model.encoders["rgb"](crop + symmetric)
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_landmark_asymmetry_of_real_face(real_face):
