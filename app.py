@@ -9,6 +9,7 @@ from ui.evaluation import (
     load_cv,
     load_transfer,
     metrics_table,
+    pooled_transfer,
     weights_figure,
 )
 
@@ -70,14 +71,15 @@ if loaded is not None:
         st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
         with st.expander("Every modality subset and baseline"):
             st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
-        pooled = (load_transfer(cv_dir_for(model_path())) or {}).get("real", {}).get("pooled")
+        pooled = pooled_transfer(load_transfer(cv_dir_for(model_path())))
         if pooled:
             st.warning(
                 "Cross-validation inside one collection flatters a model. On a source it has "
-                f"never seen (each source held out in turn), the fused model scores F1 "
-                f"{pooled['f1']:.3f}, AUROC {pooled['auroc'] or float('nan'):.3f} and accuracy "
-                f"{pooled['accuracy']:.3f} over {pooled['n']} files; expect numbers like these on "
-                "photos from a new clinic. Details on the Evaluation page.")
+                f"never seen (each source held out in turn against held-out people of the other "
+                f"class), the fused model scores F1 {pooled['f1']:.3f}, AUROC "
+                f"{pooled['auroc'] or float('nan'):.3f} and accuracy {pooled['accuracy']:.3f} "
+                f"over {pooled['n']} scored files; expect numbers like these on photos from a new "
+                "clinic. Details on the Evaluation page.")
     else:
         st.info("This model was trained without cross-validation, so there are no "
                 "cross-validated metrics to show.")

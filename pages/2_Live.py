@@ -86,6 +86,8 @@ def live_scores() -> None:
     bottom[0].metric("Affected side", result.side or "–")
     bottom[1].metric("Processing rate", f"{result.fps:.1f} fps",
                      help=f"this frame took {result.latency_ms:.0f} ms")
+    if result.inconclusive:
+        st.warning(f"No verdict: {result.inconclusive}. Face the camera, come closer, hold still.")
     names = ", ".join(modality(m).name for m in result.enabled)
     flags = ", ".join(result.flags) or "none"
     st.caption(f"{result.window_faces} recent frames with a face · threshold "

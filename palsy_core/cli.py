@@ -30,8 +30,9 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-marks", action="store_true",
                    help="do not inpaint saturated green annotation marks before detection")
     p.add_argument("--task-model", metavar="FILE",
-                   help="MediaPipe face_landmarker.task file: use the Tasks backend (adds the 52 "
-                        "blendshape scores as an extra modality)")
+                   help="MediaPipe face_landmarker.task file: detect landmarks with the Tasks "
+                        "FaceLandmarker instead of Face Mesh (the blendshape modality is "
+                        "computed either way)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -160,6 +161,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     no_face = len(metrics["no_face"]) - len(report.errors)  # "no_face" lists unreadable files too
     print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
           f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {no_face}"
+          f"; inconclusive (left out of the metrics) {len(metrics['inconclusive'])}"
           f"; unreadable {len(report.errors)}")
     return 0
 
@@ -197,7 +199,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 quality = ", ".join(f"{k}: {v}" for k, v in record["quality"].items()) or "ok"
                 cap = (f" (stopped at the frame cap, --max-frames {settings.max_frames}: later "
                        "frames not analysed)" if record["frame_cap_reached"] else "")
-                print(f"{name}: {record['verdict']}{prob}{side}; "
+                why = f" ({record['reason']})" if record["reason"] else ""
+                print(f"{name}: {record['verdict']}{why}{prob}{side}; "
                       f"{record['face_frames']}/{record['frames_analysed']} frames with a face"
                       f"{cap}; quality flags: {quality}", flush=True)
     return status

@@ -42,10 +42,16 @@ def _metrics_block(df: pd.DataFrame, names: Sequence[str]) -> dict:
 
 
 def metrics_from_predictions(df: pd.DataFrame, names: Sequence[str]) -> dict:
-    """Overall and per-source metrics for every scored variant in a predictions table."""
+    """Overall and per-source metrics for every scored variant in a predictions table.
+
+    Files whose verdict is inconclusive (a ``reason`` is given) are left out of the metrics and
+    listed under ``inconclusive``.
+    """
     has = df["face_frames"] > 0
-    scored = df[has]
+    unsure = (df["reason"].fillna("").astype(str) != "") if "reason" in df else has & False
+    scored = df[has & ~unsure]
     result = {"n_files": len(df), "no_face": df.loc[~has, "path"].tolist(),
+              "inconclusive": df.loc[has & unsure, "path"].tolist(),
               "overall": _metrics_block(scored, names), "per_source": {}}
     for source, part in scored.groupby("source", sort=True):
         result["per_source"][source or "(none)"] = _metrics_block(part, names)
@@ -86,6 +92,7 @@ def evaluate_rows(
             continue
         sc = summary(ScoredMedia(loaded, res), subsets)
         rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
+                    "verdict": sc["verdict"], "reason": sc["reason"] or "",
                     "side": sc["side"] or "", "p_left": sc["p_left"]})
         for s in subsets:
             name = variant_name(s, loaded.modalities)

@@ -193,9 +193,11 @@ class FaceMeshDetector(_DetectorBase):
 
 
 class TaskLandmarkerDetector(_DetectorBase):
-    """MediaPipe Tasks FaceLandmarker from a user-supplied ``face_landmarker.task`` file.
+    """MediaPipe Tasks FaceLandmarker from a ``face_landmarker.task`` file.
 
-    Adds the 52 blendshape scores, exposed to the model as an extra structured modality.
+    An alternative landmark detector; ``Detection.blendshapes`` holds its 52 raw scores of one
+    pass (the model's blendshape modality is computed by ``palsy_core.blendshapes`` from both
+    passes, whichever detector is used).
     """
 
     name = "tasks"

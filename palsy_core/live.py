@@ -25,7 +25,7 @@ import numpy as np
 from .batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import decision, file_score
+from .metrics import decision, file_score, inconclusive_reason
 from .pipeline import FrameResult, Settings, analyse_frame
 from .scoring import LoadedModel, ParallelEncoder, mirror_averaged, torch_threads
 
@@ -52,18 +52,24 @@ class LiveResult:
     flags: tuple[str, ...]  # this frame's quality flags ("no_face", "pose", "blur", ...)
     window_faces: int  # frames with a face in the window
 
+    inconclusive: str | None = None  # why the window gives no verdict (every frame unreliable)
+
+    def _decision(self):
+        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE,
+                        self.inconclusive)
+
     @property
     def palsy(self) -> bool | None:
-        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[0]
+        return self._decision()[0]
 
     @property
     def verdict(self) -> str:
-        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[1]
+        return self._decision()[1]
 
     @property
     def side(self) -> str | None:
         """The subject's affected side when palsy is suspected, else None."""
-        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE)[2]
+        return self._decision()[2]
 
 
 class LiveScorer:
@@ -225,7 +231,9 @@ class LiveScorer:
             p_left_rolling=_optional(file_score(left_win, flags)),
             threshold=self.loaded.threshold(enabled), enabled=enabled,
             fps=1.0 / max(ema, 1e-6), latency_ms=1000.0 * latency,
-            flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))))
+            flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))),
+            inconclusive=inconclusive_reason([f for f, p in zip(flags, p_win, strict=True)
+                                              if not np.isnan(p)]))
 
     @staticmethod
     def _draw_overlay(rgb: np.ndarray, frame: FrameResult, overlay: str) -> np.ndarray:

@@ -5,8 +5,32 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-# Frames with these flags are scored but do not decide a video's verdict when better frames exist.
+# Frames with these flags are scored but do not decide a video's verdict when better frames exist;
+# when no better frame exists, the verdict is "inconclusive" with the reason.
 UNRELIABLE_FLAGS = frozenset({"large_yaw", "large_pitch", "blur", "small_face"})
+# What each quality flag means, in words a user reads (the one vocabulary for every output).
+FLAG_NAMES = {
+    "no_face": "no face found",
+    "multiple_faces": "more than one face (the largest is analysed)",
+    "large_yaw": "head turned too far sideways",
+    "large_pitch": "head tilted too far up or down",
+    "small_face": "face too small",
+    "blur": "blurred face",
+}
+INCONCLUSIVE = "inconclusive"
+
+
+def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
+    """Why no verdict can be given for these face frames' flags, or None when one can.
+
+    A verdict needs at least one face frame without an unreliable flag (turned, tilted, small or
+    blurred faces): asymmetry measured on such a frame says more about the pose or the camera
+    than about the face.
+    """
+    if not flags or any(not (set(f) & UNRELIABLE_FLAGS) for f in flags):
+        return None
+    seen = sorted({x for f in flags for x in f if x in UNRELIABLE_FLAGS})
+    return "every face frame is unreliable: " + ", ".join(FLAG_NAMES[x] for x in seen)
 
 
 def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
@@ -19,14 +43,17 @@ def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
     return float(p[use].mean()) if use.any() else float("nan")
 
 
-def decision(p: float | None, p_left: float | None, threshold: float, no_face: str
-             ) -> tuple[bool | None, str, str | None]:
-    """(palsy?, verdict text, affected side) from scores; ``no_face`` is the verdict without one.
+def decision(p: float | None, p_left: float | None, threshold: float, no_face: str,
+             inconclusive: str | None = None) -> tuple[bool | None, str, str | None]:
+    """(palsy?, verdict text, affected side) from scores; ``no_face`` is the verdict without one,
+    ``inconclusive`` the reason no verdict can be given (then the verdict is "inconclusive").
 
     The side is the subject's own and is only given when palsy is suspected.
     """
     if p is None:
         return None, no_face, None
+    if inconclusive:
+        return None, INCONCLUSIVE, None
     palsy = p >= threshold
     side = None if not palsy or p_left is None else ("left" if p_left >= 0.5 else "right")
     return palsy, "palsy suspected" if palsy else "no palsy detected", side

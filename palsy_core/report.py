@@ -22,20 +22,12 @@ from . import __version__
 from .alignment import align
 from .explain import grad_cam, overlay_heatmap
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import UNRELIABLE_FLAGS
+from .metrics import FLAG_NAMES, UNRELIABLE_FLAGS
 from .registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
 from .scoring import ScoredMedia, SubsetScore
 
 DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
               "treat facial palsy.")
-FLAG_NAMES = {
-    "no_face": "no face found",
-    "multiple_faces": "more than one face (the largest is analysed)",
-    "large_yaw": "head turned too far sideways",
-    "large_pitch": "head tilted too far up or down",
-    "small_face": "face too small",
-    "blur": "blurred face",
-}
 # Emotrics measures as (key, name, unit), from the registry's "<key>_right" entries.
 EMOTRICS_MEASURES: tuple[tuple[str, str, str], ...] = tuple(
     (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit)
@@ -234,6 +226,7 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
 <h1>{html.escape(title)}</h1>
 <p class="disclaimer"><strong>{html.escape(DISCLAIMER)}</strong></p>
 <p class="verdict">{html.escape(score.verdict.capitalize())}: P(palsy) {_pct(score.p)}</p>
+{f'<p>No verdict: {html.escape(score.inconclusive)}.</p>' if score.inconclusive else ''}
 {_rows(summary)}
 <h2>Per modality</h2>
 {_rows(per_modality, ["modality", "fusion weight", "P(palsy) alone"])}

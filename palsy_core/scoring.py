@@ -21,7 +21,7 @@ import torch
 from .batches import FrameArrays, Normaliser, analysis_arrays, mirror_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
 from .fusion import LateFusion, all_subsets, fusions_from_dict, subset_key
-from .metrics import decision, file_score
+from .metrics import decision, file_score, inconclusive_reason
 from .model import FusionModel
 from .pipeline import MediaAnalysis
 from .registry import MODALITIES
@@ -202,18 +202,22 @@ class SubsetScore:
     p_left: float | None
     threshold: float
     weights: dict[str, float]
+    inconclusive: str | None = None  # why no verdict can be given (metrics.inconclusive_reason)
+
+    def _decision(self):
+        return decision(self.p, self.p_left, self.threshold, "no face found", self.inconclusive)
 
     @property
     def palsy(self) -> bool | None:
-        return decision(self.p, self.p_left, self.threshold, "no face found")[0]
+        return self._decision()[0]
 
     @property
     def verdict(self) -> str:
-        return decision(self.p, self.p_left, self.threshold, "no face found")[1]
+        return self._decision()[1]
 
     @property
     def side(self) -> str | None:
-        return decision(self.p, self.p_left, self.threshold, "no face found")[2]
+        return self._decision()[2]
 
 
 def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tensor]],
@@ -337,7 +341,8 @@ class ScoredMedia:
             p = file_score(p_frames[self.face_idx], self._flags)
             p_left = file_score(p_left_frames[self.face_idx], self._flags)
         return SubsetScore(enabled, variant_name(enabled, self.modalities), p_frames,
-                           p_left_frames, p, p_left, self.loaded.threshold(enabled), weights)
+                           p_left_frames, p, p_left, self.loaded.threshold(enabled), weights,
+                           inconclusive_reason(self._flags))
 
     def all_subsets(self) -> list[SubsetScore]:
         """Every non-empty modality subset's result on this file."""
@@ -353,7 +358,8 @@ def summary(scored: ScoredMedia, subsets: Sequence[Sequence[str]]) -> dict:
             quality[f] = quality.get(f, 0) + 1
     full = scored.score()
     out = {"frames_analysed": a.n_frames, "face_frames": len(scored.face_idx),
-           "quality": quality, "verdict": full.verdict, "side": full.side,
+           "quality": quality, "verdict": full.verdict, "reason": full.inconclusive,
+           "side": full.side,
            "threshold": full.threshold, "p_left": full.p_left}
     for s in subsets:
         res = scored.score(s)

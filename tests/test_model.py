@@ -16,6 +16,8 @@ import torchvision
 from torch import nn
 
 from palsy_core.alignment import INTEROCULAR, align, warp
+from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
+from palsy_core.blendshapes import shared_blendshape_net
 from palsy_core.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -24,8 +26,6 @@ from palsy_core.checkpoint import (
 )
 from palsy_core.face_net import DIM as FACE_ASYM_DIM
 from palsy_core.face_net import shared_face_net
-from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
-from palsy_core.blendshapes import shared_blendshape_net
 from palsy_core.model import (
     FusionModel,
     ImageEncoder,

@@ -141,7 +141,7 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
     assert any("--transfer" in i.value for i in at.info)  # none written yet: says how
     assert not any("never seen" in w.value for w in _home(env).warning)
 
-    summary = write_transfer(transfer_run[1], cv_dir)
+    summary = write_transfer(transfer_run[1], cv_dir, ("landmarks", "features"))
     try:
         at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()
         assert not at.exception, at.exception
@@ -151,11 +151,15 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
         assert len(tables) == 3
         for shown, expected in zip(tables, (real, synthetic, variants), strict=True):
             pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
-        # Fused and each modality alone (with two modalities, leaving one out is the other).
-        assert list(variants["model"]) == ["Fused (all modalities)", "Expression features only",
-                                           "Landmark coordinates only"]
+        # Fused, each modality alone (with two modalities, leaving one out is the other), the
+        # network's own fusion and the tree baseline.
+        assert list(variants["model"])[:3] == ["Fused (all modalities)",
+                                               "Expression features only",
+                                               "Landmark coordinates only"]
+        assert "Baseline: gradient-boosted tree on the invariant vectors" in list(
+            variants["model"])
         assert list(real["held-out source"]) == ["healthy-a", "healthy-b", "palsy-set"]
-        pooled = summary["real"]["pooled"]
+        pooled = summary["variants"]["pooled"]["fused"]
         assert {m.label: m.value for m in at.metric}["Pooled F1"] == f"{100 * pooled['f1']:.1f}"
         # The home page puts the unseen-source numbers beside the cross-validated ones.
         home = _home(env)

@@ -260,6 +260,10 @@ def verdict_metrics(score: SubsetScore, suffix: str = "") -> None:
     verdict.metric(f"Verdict{suffix}", score.verdict)
     side.metric(f"Affected side{suffix}", f"subject's {score.side}" if score.side else "—",
                 help=f"P(subject's left) {_pct(score.p_left)}")
+    if score.inconclusive:
+        st.warning(f"No verdict{suffix}: {score.inconclusive}. P(palsy) is shown for reference "
+                   "only; retake the photo or video facing the camera, closer and in focus.",
+                   icon=":material/help:")
 
 
 def quality_flags(scored: ScoredMedia) -> None:

@@ -275,6 +275,11 @@ def load_transfer(cv_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def pooled_transfer(summary: dict | None) -> dict | None:
+    """The fused model's pooled metrics on the transfer check, None when there are none."""
+    return ((summary or {}).get("variants", {}).get("pooled", {}) or {}).get("fused")
+
+
 def show_transfer(cv_dir: Path) -> None:
     """The leave-one-source-out check, or how to make one."""
     summary = load_transfer(cv_dir)
@@ -283,16 +288,17 @@ def show_transfer(cv_dir: Path) -> None:
                 "--transfer` writes `transfer.json` (`make train` does).")
         return
     real, synthetic, variants = transfer_tables(summary)
-    st.caption("Each source held out in turn: a model trained on the other sources (the held-out "
-               "people removed) scores the held-out source's real files, and synthetic one-sided "
-               "palsy made from its healthy faces. Numbers in percent; thresholds come from each "
-               "model's own training data.")
+    st.caption("Each source held out in turn and scored against held-out people of the other "
+               "class from the remaining sources, by a model trained on everything else (those "
+               "people removed). AUROC within each fold; pooled numbers centre each fold's "
+               "scores on its own threshold. Late fusion and thresholds for a fold come from the "
+               "other folds only. Numbers in percent.")
     st.dataframe(real, hide_index=True, key="transfer_real")
-    pooled = summary.get("real", {}).get("pooled")
+    pooled = pooled_transfer(summary)
     if pooled:
         cols = st.columns(4)
         for col, (label, k) in zip(cols, [("F1", "f1"), ("AUROC", "auroc"),
-                                          ("accuracy", "accuracy"), ("recall", "recall")],
+                                          ("precision", "precision"), ("recall", "recall")],
                                    strict=True):
             value = pooled.get(k)
             col.metric(f"Pooled {label}", "n/a" if value is None else f"{100 * value:.1f}")
@@ -300,8 +306,9 @@ def show_transfer(cv_dir: Path) -> None:
         st.markdown("**Synthetic one-sided palsy on the held-out sources' healthy faces**")
         st.dataframe(synthetic, hide_index=True, key="transfer_synthetic")
     if len(variants):
-        st.markdown("**Every modality subset on the held-out real files** (which views carry over "
-                    "to a source the model has never seen)")
+        st.markdown("**Every variant on the same folds** (which views carry over to a source the "
+                    "model has never seen), with the network's own fusion and a gradient-boosted "
+                    "tree baseline")
         st.dataframe(variants, hide_index=True, key="transfer_variants")
     for source, why in summary.get("skipped", {}).items():
         st.warning(f"`{source}` was not held out: {why}.")

@@ -1,0 +1,187 @@
+"""What makes the verdict carry over to unseen sources, on real faces.
+
+The blendshape-asymmetry modality (its mirror behaviour and the removal of the networks' own side
+bias, checked against MediaPipe's own FaceLandmarker), mirror-averaged scoring, the late fusion,
+the inconclusive verdict and the shipped model's branches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from palsy_core import blendshapes as bs
+from palsy_core.alignment import align
+from palsy_core.batches import analysis_arrays, mirror_arrays
+from palsy_core.evaluate import metrics_from_predictions
+from palsy_core.fusion import fit_late_fusion
+from palsy_core.landmarks import TaskLandmarkerDetector
+from palsy_core.metrics import INCONCLUSIVE, inconclusive_reason
+from palsy_core.pipeline import MediaAnalysis, Settings, analyse_media
+from palsy_core.scoring import ScoredMedia, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "default.pt"
+PHOTOS = ("single_face.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+          "0-f1-su-ph.jpg")
+
+
+@pytest.fixture(scope="module")
+def net():
+    return bs.shared_blendshape_net()
+
+
+@pytest.fixture(scope="module")
+def analyses(pyfeat_dir):
+    return {name: analyse_media(pyfeat_dir / name, name) for name in PHOTOS}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model(SHIPPED)
+
+
+def _region(rgb, detector):
+    det = detector.detect(rgb)
+    al = align(det.points, 224)
+    return al, bs.roi_matrix(al.points, al.matrix)
+
+
+def test_blendshape_network_matches_mediapipes_face_landmarker(pyfeat_dir, detector, net):
+    """Our landmark + blendshape pass reproduces the Tasks FaceLandmarker's 52 scores (the same
+    networks from the same bundle, on MediaPipe's own kind of face region)."""
+    with TaskLandmarkerDetector(bs.task_path()) as tasks:
+        for name in PHOTOS:
+            rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
+            reference = tasks.detect(rgb).blendshapes
+            _, roi = _region(rgb, detector)
+            own, _ = net.passes(rgb, roi)
+            assert np.corrcoef(own, reference)[0, 1] > 0.85, name
+            # Given the Tasks landmarks, the blendshape network alone is exact.
+            exact = net.scores(tasks.detect(rgb).points)
+            np.testing.assert_allclose(exact, reference, atol=1e-4)
+
+
+def test_two_passes_cancel_the_networks_side_bias(pyfeat_dir, detector, net):
+    """On a perfectly symmetric face one pass still reports left-right differences (the
+    networks' own bias); the two-pass asymmetry is exactly zero."""
+    rgb = np.asarray(Image.open(pyfeat_dir / "single_face.jpg").convert("RGB"))
+    _, roi = _region(rgb, detector)
+    region = cv2.warpAffine(rgb, roi, (bs.ROI_SIZE, bs.ROI_SIZE))
+    half = region[:, : bs.ROI_SIZE // 2]
+    symmetric = np.ascontiguousarray(np.concatenate([half, half[:, ::-1]], axis=1))
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    own, mirrored = net.passes(symmetric, identity)
+    single = bs.single_pass_asymmetry(own)
+    assert np.abs(single).max() > 0.005  # the bias a single pass carries
+    vec = bs.vector(own, mirrored)
+    np.testing.assert_allclose(vec[: bs.N_SIGNED], 0.0, atol=1e-6)
+
+
+def test_blendshape_asymmetry_of_a_mirrored_photo_changes_sign(pyfeat_dir, tmp_path, analyses):
+    """The photo and its mirror image: signed asymmetries swap sign, magnitudes and movement stay
+    (within what re-detection on the flipped photo explains)."""
+    for name in ("single_face.jpg", "45-m7-di-ph.jpg"):
+        rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
+        flipped = tmp_path / f"flip_{name}.png"
+        Image.fromarray(np.ascontiguousarray(rgb[:, ::-1])).save(flipped)
+        a = analyses[name].blendshapes[0]
+        b = analyse_media(flipped, flipped.name).blendshapes[0]
+        signed = slice(0, bs.N_PAIRS)
+        scale = np.abs(a[signed]).max()
+        assert scale > 0.02  # real faces are not perfectly symmetric
+        err = np.abs(bs.mirror_vector(b)[signed] - a[signed]).max()
+        assert err < 0.35 * scale, (name, err, scale)
+        # Exactly by construction: swapping the two passes negates the signed part.
+        own, mir = np.random.default_rng(0).random((2, bs.N_SCORES))
+        np.testing.assert_allclose(bs.vector(mir, own), bs.mirror_vector(bs.vector(own, mir)),
+                                   atol=1e-6)
+
+
+def test_shipped_model_gives_a_face_and_its_mirror_the_same_p(analyses, shipped):
+    """Mirror-averaged scoring: the same P(palsy) for a face and its exact mirror, the side
+    flipped."""
+    for name, a in analyses.items():
+        rows = np.flatnonzero(a.has_face)
+        arrays = mirror_arrays(analysis_arrays(a, a.rgb.shape[1], rows))
+        mirrored = dataclasses.replace(
+            a, rgb=arrays.rgb, lines=arrays.lines, landmarks=arrays.landmarks,
+            features=arrays.features, face_asym=arrays.face_asym, blendshapes=arrays.blendshapes)
+        s, m = ScoredMedia(shipped, a).score(), ScoredMedia(shipped, mirrored).score()
+        assert s.p == pytest.approx(m.p, abs=1e-5), name
+        assert s.p_left == pytest.approx(1 - m.p_left, abs=1e-5), name
+
+
+def test_every_shipped_branch_varies_across_real_faces(analyses, shipped):
+    """No dead branch: each modality alone gives different logits on different real faces."""
+    logits = {m: [] for m in shipped.modalities}
+    for a in analyses.values():
+        for m, z in ScoredMedia(shipped, a).modality_logits().items():
+            logits[m].append(z)
+    for m, values in logits.items():
+        assert np.std(values) > 0.05, (m, values)
+
+
+def test_late_fusion_relies_on_the_modality_that_separates():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    logits = {"good": 3 * (y - 0.5) + rng.normal(0, 1, 400), "noise": rng.normal(0, 3, 400)}
+    fusions, thresholds = fit_late_fusion(logits, y, [("good", "noise"), ("good",)])
+    weights = fusions["good+noise"].weights()
+    assert weights["good"] > 0.8
+    assert 0 < thresholds["good+noise"] < 1
+
+
+def test_inconclusive_when_every_face_frame_is_unreliable(analyses, shipped, tmp_path):
+    a = analyses["single_face.jpg"]
+    turned = dataclasses.replace(a, flags=[("large_yaw",)] * a.n_frames)
+    score = ScoredMedia(shipped, turned).score()
+    assert score.verdict == INCONCLUSIVE and score.palsy is None and score.side is None
+    assert "head turned too far sideways" in score.inconclusive
+    assert score.p is not None  # still shown, for reference
+    assert ScoredMedia(shipped, a).score().inconclusive is None
+    assert inconclusive_reason([("large_yaw",), ()]) is None  # one good frame decides
+    # Metrics leave inconclusive files out and list them.
+    df = pd.DataFrame({"path": ["a", "b", "c"], "y": [1, 0, 0], "face_frames": [1, 1, 1],
+                       "reason": ["", "", "every face frame is unreliable: blurred face"],
+                       "p_fused": [0.9, 0.1, 0.95], "thr_fused": [0.5] * 3, "source": [""] * 3})
+    m = metrics_from_predictions(df, ["fused"])
+    assert m["inconclusive"] == ["c"] and m["overall"]["fused"]["n"] == 2
+
+
+def test_predict_json_says_inconclusive_with_the_reason(pyfeat_dir, tmp_path):
+    """A face far too small to measure: predict --json gives the verdict and the reason."""
+    rgb = Image.open(pyfeat_dir / "single_face.jpg").convert("RGB")
+    small = rgb.resize((rgb.width // 6, rgb.height // 6))
+    canvas = Image.new("RGB", (rgb.width, rgb.height), (128, 128, 128))
+    canvas.paste(small, (10, 10))
+    path = tmp_path / "tiny_face.png"
+    canvas.save(path)
+    analysis = analyse_media(path, path.name, Settings())
+    if not analysis.has_face.any():
+        pytest.skip("the detector finds no face this small on this build")
+    out = subprocess.run([sys.executable, "-m", "palsy_core", "predict", str(path), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    flags = set(analysis.flags[0])
+    if flags & {"small_face", "blur", "large_yaw", "large_pitch"}:
+        assert record["verdict"] == INCONCLUSIVE and record["reason"]
+    else:
+        assert record["verdict"] != INCONCLUSIVE and record["reason"] is None
+
+
+def test_analysis_round_trip_keeps_the_blendshape_modality(analyses, tmp_path):
+    a = analyses["single_face.jpg"]
+    a.save(tmp_path / "a.npz")
+    b = MediaAnalysis.load(tmp_path / "a.npz")
+    assert b.blendshapes.shape == (a.n_frames, bs.DIM)
+    np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
