@@ -136,10 +136,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_transfer(transfer, cv_dir, config.modalities)
         print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
     trained = fit(SampleSet.concat(real, synthetic), config)
-    if transfer is not None and transfer.fusions:
-        # The verdict's late fusion and thresholds: fitted on held-out-source predictions.
-        trained.fusions, trained.thresholds = transfer.fusions, transfer.thresholds
-        trained.fusion_source = "leave-one-source-out predictions"
     extra["total_seconds"] = time.time() - start
     meta = trained.meta({**extra, "cv": args.cv,
                          "cv_overall": cv_metrics["overall"] if cv_metrics else None})
@@ -263,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also hold out each source in turn (one more fused model per source) "
                         "and write transfer.json into the CV folder: each held-out source "
                         "against held-out people of the other class, synthetic palsy of its "
-                        "healthy faces; its predictions fit the shipped late fusion")
+                        "healthy faces, every modality subset and two baselines")
     p.add_argument("--transfer-group", action="append", metavar="SRC,SRC",
                    help="sources held out together (one pool, e.g. droop-web,droop-web2); "
                         "repeatable")

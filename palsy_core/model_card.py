@@ -124,7 +124,7 @@ def transfer_targets(transfer: dict) -> list[str]:
     singles = [n for n in pooled if n != "fused" and not n.startswith("without_")]
     lost = [n for n in singles if not (f["f1"] > pooled[n]["f1"]
                                        and (f["auroc"] or 0) > (pooled[n]["auroc"] or 0))]
-    lines.append("- Fused above every single modality, the network's own fusion and the "
+    lines.append("- Fused above every single modality, the late-fusion variant and the "
                  "gradient-boosted-tree baseline (pooled AUROC and F1): "
                  + verdict(not lost) + (f"; not above: {', '.join(lost)}." if lost else "."))
     syn = transfer.get("synthetic", {}).get("pooled")
@@ -147,8 +147,8 @@ def transfer_section(transfer: dict) -> list[str]:
              "trained on everything else: every person of the held-out source and of the "
              "contrast group is removed from training wherever they appear. Real files and "
              "synthetic one-sided palsy made from the training sources' healthy faces are "
-             "trained on. The late fusion and every threshold used for fold *k* are fitted on "
-             "the other folds' held-out predictions only, excluding fold *k*'s people. AUROC is "
+             "trained on. Every fold is scored at its own model's thresholds (chosen on that "
+             "model's subject-grouped validation split, as for the shipped model). AUROC is "
              "computed within each fold (one model scores both classes); pooled numbers centre "
              "each fold's scores on that fold's own threshold. \"Held-out files right\" is the "
              "share of the held-out source's files (one class) on the right side of the "
@@ -159,7 +159,8 @@ def transfer_section(transfer: dict) -> list[str]:
         parts.append(_markdown(real))
     if len(variants):
         parts += ["", "Every variant on the same folds: each modality alone, the fused model "
-                  "without one modality, the network's own softmax fusion and a "
+                  "without one modality, a late fusion of the modalities' own logits fitted on "
+                  "the other folds' held-out predictions (excluding this fold's people) and a "
                   "gradient-boosted tree on the concatenated invariant vectors (expression "
                   "features, face-network and blendshape asymmetry, landmark mirror asymmetry) "
                   "trained on the same files:", "", _markdown(variants)]
@@ -199,11 +200,10 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "dropout, so every subset of modalities is a true ablation. Every frame is scored as "
         "seen and mirrored and the two are averaged, so a face and its mirror image get the "
         "same P(palsy).",
-        f"- Late fusion of the modalities' own logits, fitted on "
-        f"{meta.get('late_fusion_fitted_on', 'the validation split')} (share of the verdict's "
-        f"logit, all modalities on): {wtxt}.",
-        f"- Decision threshold {meta['threshold']:.3f} (maximum balanced accuracy on the same "
-        "predictions as the late fusion); one fusion and threshold per modality subset.",
+        f"- Learned fusion weights (all modalities on): {wtxt}.",
+        f"- Decision threshold {meta['threshold']:.3f}, chosen on a subject-grouped validation "
+        "split of the training data (maximum balanced accuracy, mirror-averaged scores); one "
+        "threshold per modality subset is stored.",
         "",
         "## Data",
         f"- `{meta.get('manifest')}`: {meta.get('files')} files, "

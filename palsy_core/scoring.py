@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 
 from .batches import FrameArrays, Normaliser, analysis_arrays, mirror_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
-from .fusion import LateFusion, all_subsets, fusions_from_dict, subset_key
+from .fusion import all_subsets, subset_key
 from .metrics import decision, file_score, inconclusive_reason
 from .model import FusionModel
 from .pipeline import MediaAnalysis
@@ -94,28 +94,19 @@ class ParallelEncoder:
 
 @dataclass
 class LoadedModel:
-    """A trained model ready to score: network, feature normaliser, late fusion, thresholds.
-
-    ``fusions`` (subset key -> :class:`~palsy_core.fusion.LateFusion`) combine the modalities'
-    own logits into the verdict; where a subset has none, the network's own fusion is used.
-    """
+    """A trained model ready to score: network, feature normaliser, per-subset thresholds."""
 
     model: FusionModel
     normaliser: Normaliser
     thresholds: dict[str, float]
     meta: dict
-    fusions: dict[str, LateFusion] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.model.config.modalities
 
     def fusion_weights(self) -> dict[str, float]:
-        """How much each modality counts with every modality on: the late fusion's share of the
-        verdict's logit where there is one, else the network's softmax fusion weights."""
-        late = self.fusions.get(subset_key(self.modalities))
-        if late is not None:
-            return late.weights()
+        """The learned fusion weights with every modality on (softmax of the fusion logits)."""
         weights = self.model.fusion_logits.detach().softmax(0).tolist()
         return dict(zip(self.modalities, weights, strict=True))
 
@@ -137,15 +128,7 @@ def load_model(path: str | Path) -> LoadedModel:
             normaliser.mean.shape == normaliser.std.shape == (n,)):
         raise CheckpointError(f"{path}: its feature normaliser does not fit the model's {n} "
                               "features")
-    try:
-        fusions = fusions_from_dict(meta.get("late_fusion"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: its late fusion is unreadable ({exc})") from exc
-    unknown = {m for f in fusions.values() for m in f.modalities} - set(model.config.modalities)
-    if unknown:
-        raise CheckpointError(f"{path}: its late fusion names modalities the network lacks: "
-                              f"{sorted(unknown)}")
-    return LoadedModel(model, normaliser, thresholds, meta, fusions)
+    return LoadedModel(model, normaliser, thresholds, meta)
 
 
 def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
@@ -259,20 +242,12 @@ def network_scores(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
 
 
 def mirror_averaged(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
-                    mirror: Mapping[str, torch.Tensor], enabled: Sequence[str],
-                    modality_logit=None) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Per-frame P(palsy), P(left) and the fusion weights used, for one modality subset.
-
-    The late fusion of the modalities' own logits decides P(palsy) where the model has one for
-    this subset, else the network's own fusion does; the side always comes from the network.
-    ``modality_logit(m)`` may supply cached per-frame logits of one modality.
-    """
+                    mirror: Mapping[str, torch.Tensor], enabled: Sequence[str]
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Per-frame P(palsy), P(left) and the fusion weights used, for one modality subset: the
+    network's fusion, averaged over the face and its mirror image."""
     enabled = tuple(enabled)
     logit, left = network_scores(loaded, own, mirror, enabled)
-    late = loaded.fusions.get(subset_key(enabled))
-    if late is not None:
-        one = modality_logit or (lambda m: network_scores(loaded, own, mirror, (m,))[0])
-        return late.proba({m: one(m) for m in enabled}), left, late.weights()
     keys = loaded.modalities
     sel = torch.tensor([k in enabled for k in keys])
     w = torch.softmax(loaded.model.fusion_logits.detach().masked_fill(~sel, float("-inf")), 0)
@@ -318,7 +293,7 @@ class ScoredMedia:
         return self._logits[modality]
 
     def modality_logits(self) -> dict[str, float]:
-        """File-level palsy logit of each modality alone (the late fusion's inputs)."""
+        """File-level palsy logit of each modality alone (what a late fusion would combine)."""
         return {m: file_score(self.frame_logits(m), self._flags) for m in self.modalities}
 
     def score(self, enabled: Sequence[str] | None = None) -> SubsetScore:
@@ -334,8 +309,7 @@ class ScoredMedia:
         p = p_left = None
         if self.has_face:
             p_face, left, weights = mirror_averaged(self.loaded, self.embeddings,
-                                                    self.mirror_embeddings, enabled,
-                                                    self.frame_logits)
+                                                    self.mirror_embeddings, enabled)
             p_frames[self.face_idx] = p_face
             p_left_frames[self.face_idx] = left
             p = file_score(p_frames[self.face_idx], self._flags)

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from . import features as feats
 from .batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
 from .dataset import SampleSet
-from .fusion import LateFusion, all_subsets, fit_late_fusion, fusions_to_dict, subset_key
+from .fusion import all_subsets, subset_key
+from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
 from .registry import DEFAULT_MODALITIES
 from .scoring import LoadedModel
@@ -63,20 +64,15 @@ class Trained:
     thresholds: dict[str, float]  # subset key -> decision threshold (chosen on validation)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-    fusions: dict[str, LateFusion] = field(default_factory=dict)  # subset key -> late fusion
-    fusion_source: str = "validation split"  # where the late fusion was fitted
 
     def meta(self, extra: dict | None = None) -> dict:
         return {"normaliser": self.normaliser.to_dict(), "thresholds": self.thresholds,
                 "threshold": self.thresholds[subset_key(self.model.config.modalities)],
-                "late_fusion": fusions_to_dict(self.fusions),
-                "late_fusion_fitted_on": self.fusion_source,
                 "history": self.history, "train_seconds": self.seconds, **(extra or {})}
 
     def loaded(self) -> LoadedModel:
         """The same model as the scoring code sees a checkpoint."""
-        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta(),
-                           self.fusions)
+        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta())
 
 
 def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: int
@@ -113,23 +109,25 @@ def subset_probs(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays
                                              .palsy_logit).cpu().numpy() for s in subsets}
 
 
-def modality_logits(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
-                    batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Per-frame palsy logit of each modality alone, mirror-averaged as in scoring."""
-    keys = model.config.modalities
+def subset_logits(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+                  subsets: Sequence[Sequence[str]], batch_size: int = 64
+                  ) -> dict[str, np.ndarray]:
+    """Per-frame palsy logit of the network's fusion of each subset, averaged over the face and
+    its mirror image exactly as scoring does (subset key -> (N,))."""
+    keys = [m for m in model.config.modalities if any(m in s for s in subsets)]
     device = next(model.parameters()).device
     model.eval()
-    out: dict[str, list[np.ndarray]] = {m: [] for m in keys}
+    out: dict[str, list[np.ndarray]] = {subset_key(s): [] for s in subsets}
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
             own = model.encode(to_inputs(part, normaliser, keys, device), keys)
             mir = model.encode(to_inputs(mirror_arrays(part), normaliser, keys, device), keys)
-            for m in keys:
-                z = (model.fuse({m: own[m]}, [m]).palsy_logit
-                     + model.fuse({m: mir[m]}, [m]).palsy_logit) / 2
-                out[m].append(z.double().cpu().numpy())
-    return {m: np.concatenate(v) for m, v in out.items()}
+            for s in subsets:
+                z = (model.fuse({m: own[m] for m in s}, list(s)).palsy_logit
+                     + model.fuse({m: mir[m] for m in s}, list(s)).palsy_logit) / 2
+                out[subset_key(s)].append(z.double().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def source_weights(data: SampleSet) -> np.ndarray:
@@ -248,17 +246,18 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
     # A real file's frames form one unit; each synthetic sample is its own.
     units = np.where(thr_val.synthetic, -1 - np.arange(len(thr_val)), thr_val.file_id)
     subsets = all_subsets(keys)
-    fusions: dict[str, LateFusion] = {}
+    thresholds = {}
     if len(thr_val):
-        logits = modality_logits(model, normaliser, thr_val.arrays)
-        ids = np.unique(units)
-        yf = np.array([thr_val.y[units == i][0] for i in ids])
-        zf = {m: np.array([z[units == i].mean() for i in ids]) for m, z in logits.items()}
-        fusions, thresholds = fit_late_fusion(zf, yf, subsets)
+        logits = subset_logits(model, normaliser, thr_val.arrays, subsets)
+        for subset in subsets:
+            key = subset_key(subset)
+            ids = np.unique(units)
+            pf = np.array([(1 / (1 + np.exp(-logits[key][units == i]))).mean() for i in ids])
+            yf = np.array([thr_val.y[units == i][0] for i in ids])
+            thresholds[key] = best_threshold(yf, pf)
     else:
         thresholds = {subset_key(s): 0.5 for s in subsets}
-    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start,
-                   fusions)
+    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)
 
 
 def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,

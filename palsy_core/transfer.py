@@ -10,12 +10,13 @@ model, so its AUROC measures discrimination on an unseen source, not how well pr
 different models happen to line up (which is what pooling raw probabilities of one-class held-out
 sources mostly measures).
 
-Per fold, every file gets each modality's own logit, the network's own fusion and a
-gradient-boosted tree on the concatenated invariant vectors (the baseline the networks must beat).
-The late fusion (:mod:`palsy_core.fusion`) and every threshold of fold *k* are fitted on the
-*other* folds' held-out predictions only, excluding the people scored in fold *k*; the shipped
-model's late fusion is fitted on all folds' held-out predictions. Pooled numbers centre each
-fold's scores on that fold's own threshold.
+Per fold, every file is scored by the fold's model with every modality subset of the report
+table, each at that model's own threshold (chosen on its subject-grouped validation split, as
+for the shipped model), and by a gradient-boosted tree on the concatenated invariant vectors (the
+baseline the networks must beat). A third variant, a late fusion of the modalities' own logits
+(:mod:`palsy_core.fusion`) fitted for fold *k* on the *other* folds' held-out predictions
+(excluding fold *k*'s people), measures whether fitting the fusion where it transfers helps.
+Pooled numbers centre each fold's scores on that fold's own threshold.
 
 Synthetic one-sided palsy made from the held-out source's healthy faces, against their
 severity-0 controls, is scored too (with the affected side). Synthetic samples never enter the
@@ -39,18 +40,18 @@ from threadpoolctl import threadpool_limits
 
 from .batches import FrameArrays, mirror_arrays, to_inputs
 from .dataset import SIDE_CODES, SampleSet
-from .fusion import LateFusion, all_subsets, fit_late_fusion, subset_key
+from .fusion import fit_late_fusion, subset_key
 from .manifest import ManifestRow
 from .metrics import best_threshold, binary_metrics, file_score
 from .model import landmark_asymmetry
 from .pipeline import MediaAnalysis
 from .scoring import ScoredMedia, report_subsets, variant_label, variant_name
-from .train import TrainConfig, Trained, fit, modality_logits
+from .train import TrainConfig, Trained, fit, grouped_split, source_weights, subset_logits
 
 LEFT = SIDE_CODES["left"]
 CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
 GBT = "gbt_invariant"  # baseline column: gradient-boosted tree on the invariant vectors
-NET = "network_fusion"  # the network's own (softmax) fusion, before late fusion
+LATE = "late_fusion"  # variant column: late fusion fitted on the other folds' predictions
 EPS = 1e-6
 
 
@@ -72,8 +73,6 @@ class TransferResult:
     synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces
     trained_on: dict[str, dict] = field(default_factory=dict)  # fold -> training-set counts
     skipped: dict[str, str] = field(default_factory=dict)  # fold -> why it was not run
-    fusions: dict[str, LateFusion] = field(default_factory=dict)  # fitted on every fold
-    thresholds: dict[str, float] = field(default_factory=dict)  # for those fusions
 
 
 def _share(subject: str, fold: str) -> float:
@@ -117,9 +116,13 @@ def invariant_vectors(arrays: FrameArrays) -> np.ndarray:
                                     lm.flatten(1).numpy()])).astype(np.float32)
 
 
-def _gbt(train: SampleSet, seed: int) -> HistGradientBoostingClassifier:
-    x = invariant_vectors(train.arrays)
-    w = train.weight.astype(np.float64)
+def _gbt(data: SampleSet, config: TrainConfig, seed: int
+         ) -> tuple[HistGradientBoostingClassifier, float]:
+    """The tree baseline, trained like the network (same split, source and class balance), and
+    its threshold chosen on the same kind of validation split."""
+    tr, va = grouped_split(data.subjects, data.y.astype(int), config.val_fraction, seed)
+    train, val = data.take(np.flatnonzero(tr)), data.take(np.flatnonzero(va))
+    w = train.weight.astype(np.float64) * source_weights(train)
     for label in (0, 1):
         sel = train.y == label
         if sel.any():
@@ -130,7 +133,14 @@ def _gbt(train: SampleSet, seed: int) -> HistGradientBoostingClassifier:
     # and after torch's thread pools have run in this process those threads stall for minutes.
     # One thread runs the binning in-process and the whole fit in seconds.
     with threadpool_limits(1, user_api="openmp"):
-        return clf.fit(x, train.y.astype(int), sample_weight=w / w.mean())
+        clf.fit(invariant_vectors(train.arrays), train.y.astype(int), sample_weight=w / w.mean())
+        real = val.take(np.flatnonzero(~val.synthetic))
+        val = real if len(set(real.y.tolist())) == 2 else val
+        p = clf.predict_proba(invariant_vectors(val.arrays))[:, 1]
+    units = np.where(val.synthetic, -1 - np.arange(len(val)), val.file_id)
+    ids = np.unique(units)
+    return clf, best_threshold(np.array([val.y[units == i][0] for i in ids]),
+                               np.array([p[units == i].mean() for i in ids]))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -177,15 +187,15 @@ def leave_one_source_out(
                   f"files, {int(fold.contrast.sum())} contrast files), training on "
                   f"{trained_on[fold.name]['files']} files "
                   f"(+{trained_on[fold.name]['synthetic_samples']} synthetic)", flush=True)
-        trained = fit(train, replace(config, seed=config.seed + 100 + k), progress=progress)
-        loaded = replace(trained.loaded(), fusions={})  # the network's own fusion only
-        gbt = _gbt(train, config.seed + k)
+        cfg = replace(config, seed=config.seed + 100 + k)
+        trained = fit(train, cfg, progress=progress)
+        loaded = trained.loaded()
+        gbt, gbt_threshold = _gbt(train, cfg, cfg.seed)
         for i in np.flatnonzero(fold.test | fold.contrast):
             res = analyses.get(rows[i].path)
             if res is None or not res.has_face.any():
                 continue
             scored = ScoredMedia(loaded, res)
-            net = scored.score()
             face = np.flatnonzero(res.has_face)
             rows_arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
             with threadpool_limits(1, user_api="openmp"):
@@ -194,20 +204,25 @@ def leave_one_source_out(
             rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
                    "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
                    "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),
-                   "p_left": net.p_left, f"p_{NET}": net.p, f"p_{GBT}": p_gbt}
+                   "p_left": scored.score().p_left,
+                   f"p_{GBT}": p_gbt, f"thr_{GBT}": gbt_threshold}
+            for subset in report_subsets(keys):
+                out = scored.score(subset)
+                rec[f"p_{out.name}"], rec[f"thr_{out.name}"] = out.p, out.threshold
             rec.update({f"z_{m}": z for m, z in scored.modality_logits().items()})
             files.append(rec)
         held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
                                                      np.flatnonzero(fold.test))))
         if len(held):
-            z = modality_logits(trained.model, trained.normaliser, held.arrays)
+            z = subset_logits(trained.model, trained.normaliser, held.arrays, [keys])
+            p = 1.0 / (1.0 + np.exp(-z[subset_key(keys)]))
             with torch.no_grad():
                 p_left = _side(trained, held)
             for j in range(len(held)):
                 synth.append({"fold": fold.name, "path": rows[held.file_id[j]].rel,
                               "source": rows[held.file_id[j]].source, "y": int(held.y[j]),
                               "side": int(held.side[j]), "p_left": float(p_left[j]),
-                              **{f"z_{m}": float(z[m][j]) for m in keys}})
+                              "p_fused": float(p[j]), "thr_fused": loaded.threshold(keys)})
     files_df, synth_df = pd.DataFrame.from_records(files), pd.DataFrame.from_records(synth)
     result = TransferResult(files_df, synth_df, trained_on, skipped)
     if len(files_df):
@@ -229,35 +244,20 @@ def _side(trained: Trained, data: SampleSet, batch_size: int = 128) -> np.ndarra
 
 
 def _late_fusion(result: TransferResult, modalities: Sequence[str]) -> None:
-    """Nested late fusion and thresholds per fold, then the all-fold fit for the final model."""
-    df, syn = result.files, result.synthetic
-    variants = _variants(modalities)
+    """The late-fusion variant: for each fold, a fusion of the modalities' own logits and its
+    threshold fitted on the other folds' rows, excluding this fold's people."""
+    df = result.files
     zcols = {m: df[f"z_{m}"].to_numpy(np.float64) for m in modalities}
     y = df["y"].to_numpy(int)
-    for col in [f"p_{n}" for n, _ in variants] + [f"thr_{n}" for n, _ in variants] + \
-            [f"thr_{NET}", f"thr_{GBT}"]:
-        df[col] = np.nan
-    if len(syn):
-        syn["p_fused"], syn["thr_fused"] = np.nan, np.nan
+    df[f"p_{LATE}"], df[f"thr_{LATE}"] = np.nan, np.nan
     for fold in df["fold"].unique():
         here = (df["fold"] == fold).to_numpy()
-        people = set(df.loc[here, "subject"])
-        other = ~here & ~df["subject"].isin(people).to_numpy()
+        other = ~here & ~df["subject"].isin(set(df.loc[here, "subject"])).to_numpy()
         fusions, thresholds = fit_late_fusion({m: z[other] for m, z in zcols.items()}, y[other],
-                                              [s for _, s in variants])
-        for name, subset in variants:
-            f = fusions[subset_key(subset)]
-            df.loc[here, f"p_{name}"] = f.proba({m: zcols[m][here] for m in subset})
-            df.loc[here, f"thr_{name}"] = thresholds[subset_key(subset)]
-        for name in (NET, GBT):
-            df.loc[here, f"thr_{name}"] = best_threshold(y[other], df.loc[other, f"p_{name}"])
-        if len(syn):
-            s_here = (syn["fold"] == fold).to_numpy()
-            full = fusions[subset_key(modalities)]
-            syn.loc[s_here, "p_fused"] = full.proba(
-                {m: syn.loc[s_here, f"z_{m}"].to_numpy(np.float64) for m in modalities})
-            syn.loc[s_here, "thr_fused"] = thresholds[subset_key(modalities)]
-    result.fusions, result.thresholds = fit_late_fusion(zcols, y, all_subsets(modalities))
+                                              [tuple(modalities)])
+        key = subset_key(modalities)
+        df.loc[here, f"p_{LATE}"] = fusions[key].proba({m: z[here] for m, z in zcols.items()})
+        df.loc[here, f"thr_{LATE}"] = thresholds[key]
 
 
 def _centred(df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -286,13 +286,11 @@ def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
                  "protocol": {"contrast_fraction": CONTRAST_FRACTION}}
     df = result.files
     if len(df):
-        names = [n for n, _ in _variants(modalities)] + [NET, GBT]
+        names = [n for n, _ in _variants(modalities)] + [LATE, GBT]
         out["variants"] = {
             "pooled": {n: binary_metrics(*_centred(df, n), 0.0) for n in names},
             "per_fold": {f: {n: _fold_block(part, n) for n in names}
                          for f, part in df.groupby("fold", sort=False)}}
-        out["late_fusion"] = {k: f.to_dict() for k, f in result.fusions.items()
-                              if k == subset_key(modalities)}
     syn = result.synthetic
     if len(syn) and "p_fused" in syn:
         per = {}
@@ -328,8 +326,8 @@ def _pct(v: float | None) -> float | None:
 def variant_display(name: str) -> str:
     if name == GBT:
         return "Baseline: gradient-boosted tree on the invariant vectors"
-    if name == NET:
-        return "Network fusion (softmax weights, before late fusion)"
+    if name == LATE:
+        return "Late fusion of the modalities' logits, fitted on the other folds"
     return variant_label(name)
 
 

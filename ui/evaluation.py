@@ -291,8 +291,8 @@ def show_transfer(cv_dir: Path) -> None:
     st.caption("Each source held out in turn and scored against held-out people of the other "
                "class from the remaining sources, by a model trained on everything else (those "
                "people removed). AUROC within each fold; pooled numbers centre each fold's "
-               "scores on its own threshold. Late fusion and thresholds for a fold come from the "
-               "other folds only. Numbers in percent.")
+               "scores on its own threshold (the fold model's own, from its validation split). "
+               "Numbers in percent.")
     st.dataframe(real, hide_index=True, key="transfer_real")
     pooled = pooled_transfer(summary)
     if pooled:
@@ -307,7 +307,7 @@ def show_transfer(cv_dir: Path) -> None:
         st.dataframe(synthetic, hide_index=True, key="transfer_synthetic")
     if len(variants):
         st.markdown("**Every variant on the same folds** (which views carry over to a source the "
-                    "model has never seen), with the network's own fusion and a gradient-boosted "
+                    "model has never seen), with a late-fusion variant and a gradient-boosted "
                     "tree baseline")
         st.dataframe(variants, hide_index=True, key="transfer_variants")
     for source, why in summary.get("skipped", {}).items():
