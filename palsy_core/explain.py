@@ -55,7 +55,10 @@ def cam_from_inputs(
         finally:
             handle.remove()
     acts = captured[0].detach()
-    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
+    # The image branches read the face minus its mirror image, so a region's evidence can come
+    # with either sign (the same droop is positive on one half and negative on the other): the
+    # map shows the magnitude of the weighted activations, not only their positive part.
+    cam = (grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1).abs()
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return (cam / peak).numpy()
 

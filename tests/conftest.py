@@ -101,7 +101,7 @@ def make_test_model(path: Path) -> Path:
     n = len(FRAME_FEATURES)
     model = FusionModel(ModelConfig(n_features=n, image_size=64, depth="resnet10"))
     with torch.no_grad():
-        model.fusion_logits.copy_(torch.tensor([0.5, 0.0, -0.3, 0.2, 0.1]))
+        model.fusion_logits.copy_(torch.tensor([0.5, 0.0, -0.3, 0.2, 0.1, -0.1]))
     meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),
             "thresholds": {}, "threshold": 0.5}
     return save_checkpoint(path, model, meta)

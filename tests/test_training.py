@@ -43,7 +43,7 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     cache = str(tmp_path / "cache")
     run = _cli("train", "--manifest", str(palsy_manifest), "--out", str(model),
                "--cv", "groupkfold:3", "--epochs", "3", "--image-size", "48", "--depth",
-               "resnet10", "--synth-variants", "1", "--cache", cache)
+               "resnet10", "--synth-variants", "1", "--unimodal", "--cache", cache)
     assert run.returncode == 0, run.stderr[-3000:]
     assert model.is_file() and model.stat().st_size < 50e6
     cv_dir = tmp_path / "m_cv"
@@ -67,7 +67,11 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert {"path", "subject", "source", "label", "p_fused", "p_rgb", "p_lines", "p_landmarks",
             "p_features", "side"} <= set(ev.columns)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["no_face"] == [] and metrics["overall"]["fused"]["n"] == 12
+    # Files whose every face frame is unreliable are inconclusive: listed, left out of metrics.
+    unsure = ev.loc[ev["reason"].fillna("") != "", "path"].tolist()
+    assert sorted(metrics["inconclusive"]) == sorted(unsure)
+    assert (ev.loc[ev["path"].isin(unsure), "verdict"] == "inconclusive").all()
+    assert metrics["no_face"] == [] and metrics["overall"]["fused"]["n"] == 12 - len(unsure)
 
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
@@ -78,8 +82,8 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert [x["path"] for x in lines] == [str(pyfeat_dir / "single_face.jpg"), str(bad),
                                           str(pyfeat_dir / "no_face.mp4")]
     face, broken, empty = lines
-    assert {"p_fused", "p_rgb", "p_lines", "p_landmarks", "p_features", "verdict", "side",
-            "frames_analysed", "quality"} <= set(face)
+    assert {"p_fused", "p_rgb", "p_lines", "p_landmarks", "p_features", "p_blendshapes",
+            "verdict", "reason", "side", "frames_analysed", "quality"} <= set(face)
     assert 0 <= face["p_fused"] <= 1 and face["frames_analysed"] == 1
     assert "notes.mp4" in broken["error"]
     assert empty["verdict"] == "no face found" and empty["quality"]["no_face"] == 4
