@@ -21,7 +21,8 @@ from PIL import Image
 
 from palsy_core import line_segments as ls
 from palsy_core.alignment import align
-from palsy_core.batches import FrameArrays, resize_images, to_inputs
+from palsy_core.batches import FrameArrays, mirror_arrays, resize_images, to_inputs
+from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
 from palsy_core.face_net import DIM as FACE_ASYM_DIM
 from palsy_core.features import clip_features
 from palsy_core.landmarks import make_detector
@@ -255,7 +256,8 @@ def test_model_inputs_equal_the_plain_formula(frame_by_frame, loaded):
                        (every_value, every_value[:, ::-1])):
         arrays = FrameArrays(rgb, lines, np.zeros((len(rgb), N_LANDMARKS, 3), np.float32),
                              np.zeros((len(rgb), loaded.model.config.n_features), np.float32),
-                             np.zeros((len(rgb), FACE_ASYM_DIM), np.float32))
+                             np.zeros((len(rgb), FACE_ASYM_DIM), np.float32),
+                             np.zeros((len(rgb), BLENDSHAPES_DIM), np.float32))
         got = to_inputs(arrays, loaded.normaliser, ("rgb", "lines"))
         mean = np.array([0.485, 0.456, 0.406], np.float32)
         std = np.array([0.229, 0.224, 0.225], np.float32)
@@ -273,24 +275,33 @@ def test_scored_media_equals_encoding_every_face_at_once(pyfeat_dir, frame_by_fr
     size, model = loaded.model.config.image_size, loaded.model
     arrays = FrameArrays(resize_images(analysis.rgb[idx], size),
                          resize_images(analysis.lines[idx], size), analysis.landmarks[idx],
-                         analysis.features[idx], analysis.face_asym[idx])
+                         analysis.features[idx], analysis.face_asym[idx],
+                         analysis.blendshapes[idx])
     with ParallelEncoder(model) as encoder:
         threads = encoder.threads_each
-    want = {}
+    want, mirror = {}, {}
     with torch.no_grad(), torch_threads(threads):
         for start in range(0, len(idx), 16):
             part = arrays.take(np.arange(start, min(start + 16, len(idx))))
             for key, emb in model.encode(to_inputs(part, loaded.normaliser, scored.modalities),
                                          scored.modalities).items():
                 want.setdefault(key, []).append(emb)
+            for key, emb in model.encode(to_inputs(mirror_arrays(part), loaded.normaliser,
+                                                   scored.modalities),
+                                         scored.modalities).items():
+                mirror.setdefault(key, []).append(emb)
         for key, parts in want.items():
             assert torch.equal(scored.embeddings[key], torch.cat(parts)), key
+            assert torch.equal(scored.mirror_embeddings[key], torch.cat(mirror[key])), key
         for subset in (scored.modalities, ("rgb",), ("lines", "landmarks", "features")):
             with torch_threads(1):
                 out = model.fuse({k: torch.cat(want[k]) for k in subset}, subset)
+                out_m = model.fuse({k: torch.cat(mirror[k]) for k in subset}, subset)
             result = scored.score(subset)
-            np.testing.assert_array_equal(result.p_frames[idx],
-                                          torch.sigmoid(out.palsy_logit).numpy())
+            # Mirror-averaged: the mean of the two views' logits.
+            logit = (out.palsy_logit.double() + out_m.palsy_logit.double()) / 2
+            np.testing.assert_allclose(result.p_frames[idx], torch.sigmoid(logit).numpy(),
+                                       rtol=0, atol=1e-12)
             assert np.isnan(result.p_frames[~analysis.has_face]).all()
 
 
@@ -304,10 +315,13 @@ def test_live_scores_equal_a_plain_forward_pass(pyfeat_dir, loaded):
             fr = analyse_frame(f.rgb, det, settings, f.index, f.timestamp_s)
             arrays = FrameArrays(resize_images(fr.rgb[None], size),
                                  resize_images(fr.lines[None], size), fr.landmarks[None],
-                                 fr.features[None], fr.face_asym[None])
+                                 fr.features[None], fr.face_asym[None], fr.blendshapes[None])
             with torch.no_grad(), torch_threads(1):
                 out = loaded.model(to_inputs(arrays, loaded.normaliser, loaded.modalities))
-            assert result.p_frame == float(torch.sigmoid(out.palsy_logit)[0])
+                out_m = loaded.model(to_inputs(mirror_arrays(arrays), loaded.normaliser,
+                                               loaded.modalities))
+            logit = (out.palsy_logit.double() + out_m.palsy_logit.double()) / 2
+            assert result.p_frame == pytest.approx(float(torch.sigmoid(logit)[0]), abs=1e-6)
 
 
 def test_encoder_threads_leave_torch_threads_as_they_were(frame_by_frame, loaded):

@@ -32,6 +32,7 @@ from palsy_core import cli
 from palsy_core.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from palsy_core.extract import cache_path, extract_file, file_digest
 from palsy_core.media import MIN_SIDE, MediaError, iter_video_frames, load_photo
+from palsy_core.metrics import UNRELIABLE_FLAGS
 from palsy_core.pipeline import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,10 @@ EXPECTED: dict[str, tuple[str, object]] = {
 }
 ERRORS = {name: why for name, (kind, why) in EXPECTED.items() if kind == "error"}
 SCORED = [name for name, (kind, _) in EXPECTED.items() if kind == "face"]
+# Faces whose only frame is unreliable (turned, blurred): scored, but the verdict is
+# "inconclusive" and evaluation leaves them out of the metrics.
+UNSURE = {name for name, (kind, detail) in EXPECTED.items()
+          if kind == "face" and detail & UNRELIABLE_FLAGS}
 
 
 def _vfr_video(path: Path, source: Path) -> None:
@@ -282,12 +287,17 @@ def test_cli_extract_and_evaluate_report_bad_files_and_process_the_rest(batch_ma
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     with open(tmp_path / "eval" / "predictions.csv", encoding="utf-8") as fh:
         preds = {r["path"]: r for r in csv.DictReader(fh)}
-    assert metrics["overall"]["fused"]["n"] == len(SCORED)
+    assert {"turned.jpg", "dark.jpg", "blurred.jpg"} == UNSURE
+    assert set(metrics["inconclusive"]) == UNSURE
+    assert metrics["overall"]["fused"]["n"] == len(SCORED) - len(UNSURE)
+    assert all(preds[name]["verdict"] == "inconclusive" and preds[name]["reason"]
+               for name in UNSURE)
     for name, why in ERRORS.items():
         assert why in preds[name]["error"] and preds[name]["p_fused"] == ""
     assert all(0 <= float(preds[name]["p_fused"]) <= 1 for name in SCORED)
     assert set(metrics["no_face"]) == set(ERRORS) | {"gone.jpg", "mountain.jpg"}
-    assert f"no face in 1; unreadable {len(ERRORS) + 1}" in run.stdout
+    assert (f"no face in 1; inconclusive (left out of the metrics) {len(UNSURE)}; "
+            f"unreadable {len(ERRORS) + 1}") in run.stdout
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -423,8 +433,12 @@ def test_analyse_page_explains_every_bad_upload_and_stays_usable(bad_inputs, mod
             assert any(m.label == "Verdict" and m.value == "no face found" for m in at.metric)
             assert any("no face found: 1 of 1 frames" in n for n in notes), notes
             continue
-        assert any(m.label == "Verdict" and m.value in ("palsy suspected", "no palsy detected")
-                   for m in at.metric), name
+        verdicts = ("inconclusive",) if name in UNSURE else ("palsy suspected",
+                                                             "no palsy detected")
+        assert any(m.label == "Verdict" and m.value in verdicts for m in at.metric), name
+        if name in UNSURE:
+            assert any(w.value.startswith("No verdict: every face frame is unreliable")
+                       for w in at.warning), name
         flags = at.session_state["analysis"].analysis.flags
         assert detail <= {f for fl in flags for f in fl}, (name, flags)
         capped = [i.value for i in at.info if "frame cap" in i.value]
@@ -459,8 +473,9 @@ def test_evaluation_page_lists_each_bad_file_with_its_reason(batch_manifest, mod
     shown = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     assert sorted(shown["file"]) == sorted(result.errors)
     assert result.no_face == ["mountain.jpg"]
-    scored = [n for n in SCORED if n not in slow]
+    scored = [n for n in SCORED if n not in slow and n not in UNSURE]
     assert result.metrics["overall"]["fused"]["n"] == len(scored)
+    assert set(result.metrics["inconclusive"]) == UNSURE
     assert any(f"{len(result.errors)} file(s) could not be read" in e.value for e in at.error)
 
     # A manifest that cannot be used at all is refused with every bad row named.
