@@ -73,8 +73,9 @@ def test_sample_shows_both_faces_and_toggles_rescore_the_fused_result():
     assert not at.exception
     after = _metric(at, "P(palsy)")
     assert after != before
-    assert after == _pct(scored.score(("lines", "landmarks", "features", "face_asym")).p)
-    assert at.session_state["enabled"] == ("lines", "landmarks", "features", "face_asym")
+    rest = ("lines", "landmarks", "features", "face_asym", "blendshapes")
+    assert after == _pct(scored.score(rest).p)
+    assert at.session_state["enabled"] == rest
 
     at.radio(key="explore_sample").set_value("healthy").run()
     assert not at.exception

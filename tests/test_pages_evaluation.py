@@ -91,7 +91,8 @@ def test_home_page_shows_the_model_card(env, trained, tmp_path):
     loaded = load_model(trained)
     weights = _specs(at)[0]["data"][0]
     assert weights["y"] == ["RGB face", "Line segments", "Landmark coordinates",
-                            "Expression features", "Face-network asymmetry"]
+                            "Expression features", "Face-network asymmetry",
+                            "Blendshape asymmetry"]
     expected = loaded.model.fusion_logits.detach().softmax(0).tolist()
     assert weights["x"] == pytest.approx(expected, abs=1e-6)
     assert sum(weights["x"]) == pytest.approx(1.0)
@@ -112,11 +113,11 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     cv = json.loads((cv_dir / "metrics.json").read_text())
     preds = pd.read_csv(cv_dir / "predictions.csv", dtype={"subject": str})
 
-    # One confusion matrix per variant (fused, subsets, unimodal and logistic baselines).
+    # One confusion matrix per variant (fused, subsets and the logistic baseline).
     shown = dict(_confusions(at))
     assert shown == {variant_label(n): m["confusion"] for n, m in cv["overall"].items()}
-    n = len(load_model(trained).modalities)  # fused, n without-one, n single, n unimodal, logistic
-    assert len(shown) == 1 + 3 * n + 1
+    n = len(load_model(trained).modalities)  # fused, n without-one, n single, logistic
+    assert len(shown) == 1 + 2 * n + 1
 
     roc = next(s for s in _specs(at) if s["layout"]["title"]["text"] == "ROC")
     legend = [t["name"] for t in roc["data"] if t.get("showlegend", True)]
@@ -193,7 +194,11 @@ def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
     shown = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     assert list(shown["file"]) == ["broken.mp4", "missing.jpg"]
     fused = result.metrics["overall"]["fused"]
-    assert fused["n"] == 12 and fused["n_palsy"] == 6
+    unsure = set(result.metrics["inconclusive"])  # every face frame unreliable: no verdict
+    scored = result.predictions[~result.predictions["path"].isin(unsure)
+                                & result.predictions["p_fused"].notna()]
+    assert fused["n"] == 12 - len(unsure) == len(scored)
+    assert fused["n_palsy"] == int(scored["y"].sum())
 
     # The page's score for a file is the one scoring that file directly gives.
     row = result.predictions.set_index("path").loc["palsy_0.png"]
