@@ -167,16 +167,19 @@ def test_predict_json_says_inconclusive_with_the_reason(pyfeat_dir, tmp_path):
     path = tmp_path / "tiny_face.png"
     canvas.save(path)
     analysis = analyse_media(path, path.name, Settings())
-    if not analysis.has_face.any():
-        pytest.skip("the detector finds no face this small on this build")
+    assert analysis.has_face.all() and analysis.flags == [("small_face",)]
     out = subprocess.run([sys.executable, "-m", "palsy_core", "predict", str(path), "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     record = json.loads(out.stdout.strip().splitlines()[-1])
-    flags = set(analysis.flags[0])
-    if flags & {"small_face", "blur", "large_yaw", "large_pitch"}:
-        assert record["verdict"] == INCONCLUSIVE and record["reason"]
-    else:
-        assert record["verdict"] != INCONCLUSIVE and record["reason"] is None
+    assert record["verdict"] == INCONCLUSIVE and record["side"] is None
+    assert record["reason"] == "every face frame is unreliable: face too small"
+    assert 0 <= record["p_fused"] <= 1  # still reported, for reference
+    # The same face at full size gets a verdict.
+    out = subprocess.run([sys.executable, "-m", "palsy_core", "predict",
+                          str(pyfeat_dir / "single_face.jpg"), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    full = json.loads(out.stdout.strip().splitlines()[-1])
+    assert full["verdict"] in ("palsy suspected", "no palsy detected") and full["reason"] is None
 
 
 def test_analysis_round_trip_keeps_the_blendshape_modality(analyses, tmp_path):
@@ -185,3 +188,11 @@ def test_analysis_round_trip_keeps_the_blendshape_modality(analyses, tmp_path):
     b = MediaAnalysis.load(tmp_path / "a.npz")
     assert b.blendshapes.shape == (a.n_frames, bs.DIM)
     np.testing.assert_array_equal(a.blendshapes, b.blendshapes)
+
+
+def test_an_empty_modality_selection_is_refused(analyses, shipped):
+    """No modality switched on is an error, never a silent fallback to all of them."""
+    scored = ScoredMedia(shipped, analyses["single_face.jpg"])
+    with pytest.raises(ValueError, match="at least one"):
+        scored.score(())
+    assert scored.score(None).enabled == shipped.modalities
