@@ -76,8 +76,8 @@ class LiveScorer:
     """One stream's detector, model and rolling window; feed it frames with :meth:`process`.
 
     The tracking detector is built once here (never per frame) and released by :meth:`close`.
-    ``task_model`` (a ``face_landmarker.task`` path) overrides ``settings.task_model``; with it the
-    blendshape modality becomes available when the model has one. The enabled encoders run side
+    ``task_model`` (a ``face_landmarker.task`` path) overrides ``settings.task_model`` and makes
+    the Tasks FaceLandmarker the landmark detector. The enabled encoders run side
     by side (``scoring.ParallelEncoder``), and ``torch_threads`` caps the intra-op threads of
     each (None: torch's threads shared out): a single small batch gains little from threads, and
     when the cores are busy (MediaPipe, video codecs, other sessions) their synchronisation makes
