@@ -1,12 +1,10 @@
-"""Late fusion: how much each modality's verdict counts, learned where it transfers.
+"""Modality subsets and late fusion.
 
-The network fuses modality embeddings with learned softmax weights, trained inside the training
-collection; there the style-bound branches look as good as the mirror-based ones. The verdict
-instead combines each modality's own palsy logit (the network with only that modality switched
-on) with a logistic regression per modality subset, fitted on predictions for faces the scoring
-network never saw: in ``make train``, the leave-one-source-out models' predictions on their
-held-out sources, so the weights say what carries over to a new source. A model without such a
-fit (e.g. a fresh one in tests) falls back to the network's own fusion.
+``subset_key``/``all_subsets`` name and enumerate modality subsets everywhere (thresholds, the
+ablation table, the transfer check). :class:`LateFusion` is a variant the transfer check compares
+with the network's own fusion: a logistic regression over each modality's own palsy logit, fitted
+on other folds' held-out predictions. On the check it transferred worse than the network's
+fusion (model card), so the shipped verdict does not use it.
 """
 
 from __future__ import annotations
@@ -52,15 +50,6 @@ class LateFusion:
     def proba(self, logits: Mapping[str, np.ndarray]) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(logits)))
 
-    def to_dict(self) -> dict:
-        return {"modalities": list(self.modalities), "coef": list(self.coef),
-                "intercept": self.intercept}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> LateFusion:
-        return cls(tuple(d["modalities"]), tuple(float(c) for c in d["coef"]),
-                   float(d["intercept"]))
-
     def weights(self) -> dict[str, float]:
         """Each modality's share of the fused logit (|coef| normalised to sum to 1)."""
         total = sum(abs(c) for c in self.coef) or 1.0
@@ -92,11 +81,3 @@ def fit_late_fusion(logits: Mapping[str, np.ndarray], y: np.ndarray,
         fusions[key] = fusion
         thresholds[key] = best_threshold(y, fusion.proba(dict(zip(mods, x.T, strict=True))))
     return fusions, thresholds
-
-
-def fusions_to_dict(fusions: Mapping[str, LateFusion]) -> dict:
-    return {k: f.to_dict() for k, f in fusions.items()}
-
-
-def fusions_from_dict(d: Mapping | None) -> dict[str, LateFusion]:
-    return {str(k): LateFusion.from_dict(v) for k, v in dict(d or {}).items()}

@@ -247,7 +247,8 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "",
         "### Targets inside the collection", *target_lines(cv)]
     if transfer.is_file():
-        at = parts.index("## Training")
+        # The card leads with the check we choose on: right after what the model is.
+        at = parts.index("## Data")
         parts[at:at] = [*transfer_section(json.loads(transfer.read_text())), ""]
     if cv.get("no_face"):
         parts += ["", f"Files with no face found (not scored): {', '.join(cv['no_face'])}."]

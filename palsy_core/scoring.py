@@ -227,12 +227,12 @@ def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tens
     return {k: torch.cat(v) for k, v in out.items() if v}
 
 
-def network_scores(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
+def network_scores(model: FusionModel, own: Mapping[str, torch.Tensor],
                    mirror: Mapping[str, torch.Tensor], enabled: Sequence[str]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame (palsy logit, P(left)) of the network's own fusion of ``enabled``, averaged over
-    the face and its mirror image (the mirror's side answer flipped back)."""
-    model = loaded.model
+    the face and its mirror image (the mirror's side answer flipped back). The one place the
+    two views are combined: scoring, live, thresholds and the transfer check all call it."""
     with torch.inference_mode(), torch_threads(FUSE_THREADS):
         a = model.fuse({m: own[m] for m in enabled}, enabled)
         b = model.fuse({m: mirror[m] for m in enabled}, enabled)
@@ -247,7 +247,7 @@ def mirror_averaged(loaded: LoadedModel, own: Mapping[str, torch.Tensor],
     """Per-frame P(palsy), P(left) and the fusion weights used, for one modality subset: the
     network's fusion, averaged over the face and its mirror image."""
     enabled = tuple(enabled)
-    logit, left = network_scores(loaded, own, mirror, enabled)
+    logit, left = network_scores(loaded.model, own, mirror, enabled)
     keys = loaded.modalities
     sel = torch.tensor([k in enabled for k in keys])
     w = torch.softmax(loaded.model.fusion_logits.detach().masked_fill(~sel, float("-inf")), 0)
@@ -289,7 +289,7 @@ class ScoredMedia:
         """Per-face-frame palsy logit of one modality alone (mirror-averaged), cached."""
         if modality not in self._logits:
             self._logits[modality] = network_scores(
-                self.loaded, self.embeddings, self.mirror_embeddings, (modality,))[0]
+                self.loaded.model, self.embeddings, self.mirror_embeddings, (modality,))[0]
         return self._logits[modality]
 
     def modality_logits(self) -> dict[str, float]:

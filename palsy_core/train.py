@@ -24,7 +24,7 @@ from .fusion import all_subsets, subset_key
 from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
 from .registry import DEFAULT_MODALITIES
-from .scoring import LoadedModel
+from .scoring import LoadedModel, network_scores
 
 log = logging.getLogger(__name__)
 
@@ -109,25 +109,24 @@ def subset_probs(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays
                                              .palsy_logit).cpu().numpy() for s in subsets}
 
 
-def subset_logits(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
+def subset_scores(model: FusionModel, normaliser: Normaliser, arrays: FrameArrays,
                   subsets: Sequence[Sequence[str]], batch_size: int = 64
-                  ) -> dict[str, np.ndarray]:
-    """Per-frame palsy logit of the network's fusion of each subset, averaged over the face and
-    its mirror image exactly as scoring does (subset key -> (N,))."""
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-frame (palsy logit, P(left)) of the network's fusion of each subset, mirror-averaged
+    exactly as scoring does (``scoring.network_scores``); subset key -> two (N,) arrays. Every
+    encoder runs once per view; subsets only re-fuse."""
     keys = [m for m in model.config.modalities if any(m in s for s in subsets)]
-    device = next(model.parameters()).device
-    model.eval()
-    out: dict[str, list[np.ndarray]] = {subset_key(s): [] for s in subsets}
+    model.eval().cpu()
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {subset_key(s): [] for s in subsets}
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             part = arrays.take(np.arange(start, min(start + batch_size, len(arrays))))
-            own = model.encode(to_inputs(part, normaliser, keys, device), keys)
-            mir = model.encode(to_inputs(mirror_arrays(part), normaliser, keys, device), keys)
+            own = model.encode(to_inputs(part, normaliser, keys), keys)
+            mir = model.encode(to_inputs(mirror_arrays(part), normaliser, keys), keys)
             for s in subsets:
-                z = (model.fuse({m: own[m] for m in s}, list(s)).palsy_logit
-                     + model.fuse({m: mir[m] for m in s}, list(s)).palsy_logit) / 2
-                out[subset_key(s)].append(z.double().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
+                out[subset_key(s)].append(network_scores(model, own, mir, s))
+    return {k: (np.concatenate([z for z, _ in v]), np.concatenate([p for _, p in v]))
+            for k, v in out.items()}
 
 
 def source_weights(data: SampleSet) -> np.ndarray:
@@ -248,13 +247,12 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
     subsets = all_subsets(keys)
     thresholds = {}
     if len(thr_val):
-        logits = subset_logits(model, normaliser, thr_val.arrays, subsets)
-        for subset in subsets:
-            key = subset_key(subset)
-            ids = np.unique(units)
-            pf = np.array([(1 / (1 + np.exp(-logits[key][units == i]))).mean() for i in ids])
-            yf = np.array([thr_val.y[units == i][0] for i in ids])
-            thresholds[key] = best_threshold(yf, pf)
+        scores = subset_scores(model, normaliser, thr_val.arrays, subsets)
+        ids = np.unique(units)
+        yf = np.array([thr_val.y[units == i][0] for i in ids])
+        for key, (logit, _) in scores.items():
+            p = 1 / (1 + np.exp(-logit))
+            thresholds[key] = best_threshold(yf, np.array([p[units == i].mean() for i in ids]))
     else:
         thresholds = {subset_key(s): 0.5 for s in subsets}
     return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)

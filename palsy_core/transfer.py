@@ -38,7 +38,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from .batches import FrameArrays, mirror_arrays, to_inputs
+from .batches import FrameArrays
 from .dataset import SIDE_CODES, SampleSet
 from .fusion import fit_late_fusion, subset_key
 from .manifest import ManifestRow
@@ -46,7 +46,7 @@ from .metrics import best_threshold, binary_metrics, file_score
 from .model import landmark_asymmetry
 from .pipeline import MediaAnalysis
 from .scoring import ScoredMedia, report_subsets, variant_label, variant_name
-from .train import TrainConfig, Trained, fit, grouped_split, source_weights, subset_logits
+from .train import TrainConfig, fit, grouped_split, source_weights, subset_scores
 
 LEFT = SIDE_CODES["left"]
 CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
@@ -214,10 +214,9 @@ def leave_one_source_out(
         held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
                                                      np.flatnonzero(fold.test))))
         if len(held):
-            z = subset_logits(trained.model, trained.normaliser, held.arrays, [keys])
-            p = 1.0 / (1.0 + np.exp(-z[subset_key(keys)]))
-            with torch.no_grad():
-                p_left = _side(trained, held)
+            z, p_left = subset_scores(trained.model, trained.normaliser, held.arrays,
+                                      [keys])[subset_key(keys)]
+            p = 1.0 / (1.0 + np.exp(-z))
             for j in range(len(held)):
                 synth.append({"fold": fold.name, "path": rows[held.file_id[j]].rel,
                               "source": rows[held.file_id[j]].source, "y": int(held.y[j]),
@@ -228,19 +227,6 @@ def leave_one_source_out(
     if len(files_df):
         _late_fusion(result, keys)
     return result
-
-
-def _side(trained: Trained, data: SampleSet, batch_size: int = 128) -> np.ndarray:
-    """P(affected side = left), mirror-averaged, with every modality on."""
-    model, keys = trained.model.eval(), trained.model.config.modalities
-    out = []
-    for i in range(0, len(data), batch_size):
-        part = data.arrays.take(np.arange(i, min(i + batch_size, len(data))))
-        own = model(to_inputs(part, trained.normaliser, keys))
-        mir = model(to_inputs(mirror_arrays(part), trained.normaliser, keys))
-        out.append(((torch.sigmoid(own.side_logit) + 1 - torch.sigmoid(mir.side_logit)) / 2)
-                   .numpy())
-    return np.concatenate(out)
 
 
 def _late_fusion(result: TransferResult, modalities: Sequence[str]) -> None:
