@@ -21,7 +21,7 @@ PAGES = (
     ("pages/3_Ablation.py", "Modality ablation", ":material/tune:",
      "Switch modalities on and off, and sweep synthetic palsy severity."),
     ("pages/4_Evaluation.py", "Evaluation", ":material/analytics:",
-     "Cross-validated metrics, curves, and scoring your own labelled data."),
+     "Transfer to unseen sources, cross-validated metrics, curves, and your own data."),
 )
 
 st.set_page_config(page_title="palsy-fusion", page_icon="🩺", layout="wide")
@@ -29,11 +29,13 @@ st.title("palsy-fusion")
 disclaimer()
 st.markdown(
     "Screens a face for **one-sided facial palsy** in a photo, a video or the live camera. Each "
-    "frame is seen five ways: the aligned RGB face, an image of facial line segments, the 478 "
-    "landmark coordinates, expression features (left-right asymmetry measured in millimetres) "
-    "and the face-network asymmetry (a face-trained network's view of the face minus its view "
-    "of the mirror image). A network per view feeds a learned weighted fusion, which gives "
-    "P(palsy) and the likely affected side. Everything runs offline on this computer."
+    "frame is seen six ways: the aligned RGB face, an image of facial line segments, the 478 "
+    "landmark coordinates, expression features (left-right asymmetry measured in millimetres), "
+    "the face-network asymmetry and the blendshape asymmetry (MediaPipe's face-trained networks "
+    "run on the face and on its mirror image). Every view is compared with its own mirror image, "
+    "so identity, lighting and photo style cancel and asymmetry remains. A network per view "
+    "feeds a learned weighted fusion, which gives P(palsy) and the likely affected side; each "
+    "frame is scored as seen and mirrored. Everything runs offline on this computer."
 )
 
 for path, label, icon, help_text in PAGES:
@@ -62,15 +64,6 @@ if loaded is not None:
         overall = cv.metrics["overall"] if cv else None
         origin = f"`{cv_dir_for(model_path())}`"
     if overall and "fused" in overall:
-        fused = overall["fused"]
-        *cols, files = st.columns(4)
-        for col, (label, key) in zip(cols, (("F1", "f1"), ("AUROC", "auroc"),
-                                            ("accuracy", "accuracy")), strict=True):
-            col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
-        files.metric("Files scored", fused["n"])
-        st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
-        with st.expander("Every modality subset and baseline"):
-            st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
         pooled = pooled_transfer(load_transfer(cv_dir_for(model_path())))
         if pooled:
             st.warning(
@@ -80,6 +73,15 @@ if loaded is not None:
                 f"{pooled['auroc'] or float('nan'):.3f} and accuracy {pooled['accuracy']:.3f} "
                 f"over {pooled['n']} scored files; expect numbers like these on photos from a new "
                 "clinic. Details on the Evaluation page.")
+        fused = overall["fused"]
+        *cols, files = st.columns(4)
+        for col, (label, key) in zip(cols, (("F1", "f1"), ("AUROC", "auroc"),
+                                            ("accuracy", "accuracy")), strict=True):
+            col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
+        files.metric("Files scored", fused["n"])
+        st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
+        with st.expander("Every modality subset and baseline"):
+            st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
     else:
         st.info("This model was trained without cross-validation, so there are no "
                 "cross-validated metrics to show.")

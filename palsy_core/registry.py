@@ -28,13 +28,16 @@ class Feature:
 
 MODALITIES: tuple[Modality, ...] = (
     Modality("rgb", "RGB face", "image",
-             "Aligned colour face crop (roll removed, fixed interocular distance)."),
+             "Aligned colour face crop (roll removed, fixed interocular distance); its branch "
+             "reads the crop minus its mirror image."),
     Modality("lines", "Line segments", "image",
              "Contours of brows, eyes, nose, lips and face oval with bilateral construction lines "
-             "and the facial midline, drawn on black in the aligned frame."),
+             "and the facial midline, drawn on black in the aligned frame; its branch reads the "
+             "image minus its mirror image."),
     Modality("landmarks", "Landmark coordinates", "vector",
              "478 aligned MediaPipe landmarks (x, y, z), centred on the eye midpoint and divided "
-             "by the interocular distance."),
+             "by the interocular distance; its branch reads each point minus its mirror twin "
+             "reflected across the midline."),
     Modality("features", "Expression features", "vector",
              "Parra-Dominguez key-point asymmetry features and Emotrics-style bilateral "
              "measurements in millimetres."),

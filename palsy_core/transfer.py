@@ -327,14 +327,13 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     real = []
     for fold, block in per_fold.items():
         m, t = block["fused"], summary["trained_on"][fold]
-        real.append({"held-out source": fold, "trained on files": t["files"],
+        real.append({"held-out source": fold, "class": m["held_out_class"],
+                     "AUROC %": _pct(m["auroc"]),
+                     "held-out files right %": _pct(m["held_out_correct"]),
+                     "F1 %": _pct(m["f1"]), "held-out files": t["held_out_files"],
+                     "contrast files": t["contrast_files"], "trained on files": t["files"],
                      "trained on subjects": t["subjects"],
-                     "real palsy files in training": t["real_palsy_files"],
-                     "held-out files": t["held_out_files"],
-                     "contrast files (other class)": t["contrast_files"],
-                     "AUROC %": _pct(m["auroc"]), "F1 %": _pct(m["f1"]),
-                     "held-out class": m["held_out_class"],
-                     "held-out files right %": _pct(m["held_out_correct"])})
+                     "real palsy files in training": t["real_palsy_files"]})
     synthetic = []
     for fold, m in summary.get("synthetic", {}).get("per_fold", {}).items():
         tn, fp = m["confusion"][0]
