@@ -402,6 +402,7 @@ async def _stream_session(port: int, video: Path) -> dict:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # as the page: no ICE servers
         pc.addTrack(MediaPlayer(str(video), loop=True).video)
         received: deque[np.ndarray] = deque(maxlen=10)  # the latest frames back from the page
+        green: list[float] = []  # contour-colour share of every frame back from the page
         count, pulling = [0], []
 
         @pc.on("track")
@@ -409,6 +410,7 @@ async def _stream_session(port: int, video: Path) -> dict:
             async def pull():
                 while True:
                     received.append((await track.recv()).to_ndarray(format="rgb24"))
+                    green.append(_green_fraction(received[-1]))
                     count[0] += 1
             pulling.append(asyncio.ensure_future(pull()))
 
@@ -436,7 +438,7 @@ async def _stream_session(port: int, video: Path) -> dict:
         for task in pulling:
             task.cancel()
         await pc.close()
-        return {"received": list(received), "count": count[0], "playing": playing,
+        return {"received": list(received), "green": green, "count": count[0], "playing": playing,
                 "toggled": toggled}
 
 
@@ -447,8 +449,12 @@ def test_live_stream_end_to_end_offline(live_server, pyfeat_dir, face_frames):
     frames = out["received"]
     assert out["count"] >= 20
     assert frames[-1].shape == face_frames[0].shape
-    assert _green_fraction(face_frames[0]) < 0.001
-    assert np.median([_green_fraction(f) for f in frames]) > 0.003  # overlay drawn
+    assert _green_fraction(face_frames[0]) == 0.0  # the source video has no contour colour
+    # The overlay is drawn on most frames; how many of its pixels survive the stream's lossy
+    # video coding depends on the bitrate the peers settle on, so the share is kept small.
+    green = np.array(out["green"])
+    assert np.mean(green > 0.0005) > 0.5, np.percentile(green, [10, 50, 90])
+    assert green.max() > 0.005
     for run in (out["playing"], out["toggled"]):
         assert not run["exceptions"], run["exceptions"]
         assert 0.0 < float(run["metrics"]["Rolling P(palsy)"]) < 1.0
