@@ -148,13 +148,6 @@ def _y_at(pts: np.ndarray, x: float) -> float:
     return float(np.interp(x, pts[order, 0], pts[order, 1]))
 
 
-def _pct_diff(right: float, left: float) -> float:
-    larger = float(np.maximum(abs(right), abs(left)))  # NaN propagates
-    if larger <= 1e-9:
-        return 0.0
-    return 100.0 * abs(right - left) / larger
-
-
 # --- Parra-Dominguez 29 -----------------------------------------------------------------------
 def _parra_dominguez(f: np.ndarray, interocular: float) -> dict[str, float]:
     """The paper's 29 measures in its order (eyebrows, eyes, mouth, nose, combined).
@@ -260,12 +253,11 @@ def _emotrics(f: np.ndarray, mm: float) -> dict[str, float]:
 
 
 def _bilateral_values(right: dict[str, float], left: dict[str, float]) -> dict[str, float]:
-    """``<m>_right``, ``<m>_left``, ``<m>_absdiff``, ``<m>_pctdiff`` for every measure ``m``."""
+    """``<m>_right``, ``<m>_left`` and ``<m>_absdiff`` for every measure ``m``."""
     out = {}
     for m in right:
         r, l_ = right[m], left[m]
-        out |= {f"{m}_right": r, f"{m}_left": l_, f"{m}_absdiff": abs(r - l_),
-                f"{m}_pctdiff": _pct_diff(r, l_)}
+        out |= {f"{m}_right": r, f"{m}_left": l_, f"{m}_absdiff": abs(r - l_)}
     return out
 
 

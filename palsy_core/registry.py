@@ -170,7 +170,11 @@ PARRA_DOMINGUEZ_FEATURES: tuple[Feature, ...] = (
 
 
 def _bilateral(key: str, name: str, unit: str, group: str, what: str) -> tuple[Feature, ...]:
-    """A per-side measurement as right, left, absolute difference and percentage difference.
+    """A per-side measurement as right, left and absolute difference.
+
+    No percentage difference: dividing by the smaller measures (MRD1, MRD2, dental show: a few mm)
+    turned a landmark detector's 0.5 mm mirror inconsistency into 20-30 points, so a face and its
+    mirror photo disagreed; the millimetre difference carries the same information stably.
 
     ``what`` defines the measurement on the subject's right side; the left side uses the mirror
     twins of the same landmarks (``topology.mirror_index``).
@@ -182,9 +186,6 @@ def _bilateral(key: str, name: str, unit: str, group: str, what: str) -> tuple[F
                 f"{what}, on the subject's left side (mirror-twin landmarks)."),
         Feature(f"{key}_absdiff", f"{name} asymmetry", unit, group,
                 f"Absolute difference between the right and left {name.lower()}."),
-        Feature(f"{key}_pctdiff", f"{name} asymmetry (%)", "%", group,
-                f"Right-left difference of the {name.lower()} as a percentage of the larger side, "
-                "|R - L| / max(|R|, |L|) x 100 (0 when both are 0)."),
     )
 
 
