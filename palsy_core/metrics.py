@@ -85,7 +85,12 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 
 
 def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """Threshold maximising balanced accuracy (Youden's J); 0.5 when a class is missing."""
+    """Threshold maximising balanced accuracy (Youden's J); 0.5 when a class is missing.
+
+    Candidates are the midpoints between consecutive distinct scores (and 0 and 1). Where several
+    are best, the middle of the longest unbroken run of best candidates is taken: the median of
+    all best candidates could fall between two separate optima, where the accuracy is lower.
+    """
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     if len(set(y.tolist())) < 2:
@@ -96,4 +101,5 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     tnr = np.array([(p[y == 0] < t).mean() for t in mids])
     j = tpr + tnr
     best = np.flatnonzero(j >= j.max() - 1e-12)
-    return float(np.median(mids[best]))
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    return float(np.median(mids[max(runs, key=len)]))
