@@ -35,7 +35,7 @@ from .media import Frame, Source, iter_media_frames, media_kind
 from .topology import N_LANDMARKS
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
-EXTRACTION_VERSION = 4
+EXTRACTION_VERSION = 5
 PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
 _END = object()  # marks the end of a prefetched stream
 T = TypeVar("T")
