@@ -63,10 +63,48 @@ def test_grad_cam_is_a_normalised_map_that_depends_on_the_face(loaded, photos, v
     for heat in maps:
         assert heat.shape == (224, 224) and np.isfinite(heat).all()
         assert heat.min() >= 0.0 and heat.max() <= 1.0
-        assert heat.max() > 0.9 and heat.std() > 0.05  # a peak, not a flat map
+        assert heat.std() > 0.05  # a peak, not a flat map
     # Different faces, and different frames of one video, are explained differently.
     assert np.abs(maps[0] - maps[1]).mean() > 0.02
     assert np.abs(grad_cam(loaded, video, 0, key) - maps[2]).mean() > 0.005
+
+
+@pytest.mark.parametrize("key", ["rgb", "lines"])
+def test_grad_cam_matches_finite_differences(loaded, photos, key):
+    """Grad-CAM weights each channel of the last convolutional block by the mean gradient of the
+    palsy logit over its positions. That gradient is measured here without autograd: nudge one
+    channel's activations everywhere by +/- eps (a forward hook) and watch the logit. The map is
+    then |sum_k w_k A_k| over the block's positions, scaled to a peak of 1."""
+    import copy
+
+    model = copy.deepcopy(loaded.model).double().eval()
+    arrays = one_frame(photos[0].analysis, 0, model.config.image_size)
+    enabled = (key,)
+    inputs = {k: v.double() for k, v in to_inputs(arrays, loaded.normaliser, enabled).items()}
+    layer = model.cam_layer(key)
+    acts: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: acts.append(out.detach()))
+    with torch.no_grad():
+        model(inputs, enabled=enabled)
+    handle.remove()
+    a = acts[0]  # (1, C, h, w)
+    c = a.shape[1]
+    eps = 1e-4
+    nudges = torch.zeros(2 * c, c, 1, 1, dtype=torch.float64)
+    nudges[torch.arange(c), torch.arange(c)] = eps
+    nudges[c + torch.arange(c), torch.arange(c)] = -eps
+    # One upstream pass; the hook hands every nudged copy of the activations downstream.
+    handle = layer.register_forward_hook(lambda _m, _i, out: out + nudges)
+    with torch.no_grad():
+        logits = model(inputs, enabled=enabled).palsy_logit.reshape(-1)
+    handle.remove()
+    weights = (logits[:c] - logits[c:]) / (2 * eps) / (a.shape[2] * a.shape[3])
+    oracle = (weights[None, :, None, None] * a).sum(dim=1).abs()
+    oracle = (oracle / oracle.max()).numpy()
+    cam = cam_from_inputs(loaded.model, to_inputs(arrays, loaded.normaliser, enabled), key,
+                          enabled)
+    np.testing.assert_allclose(cam, oracle, atol=2e-3)
+    assert oracle.std() > 0.05
 
 
 def test_grad_cam_never_reads_disabled_modalities(loaded, photos):
