@@ -105,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config,
         modalities=tuple(args.modalities or config.modalities),
         epochs=args.epochs or config.epochs,
+        patience=args.patience or config.patience,
         image_size=args.image_size or config.image_size,
         depth=args.depth or config.depth,
         seed=args.seed,
@@ -243,8 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv-out", help="folder for CV metrics.json/predictions.csv "
                                     "(default: next to --out, NAME_cv/)")
     p.add_argument("--modalities", nargs="+", choices=MODALITY_KEYS,
-                   help="modalities to train (default: all but blendshapes)")
+                   help="modalities to train (default: all six)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--patience", type=int,
+                   help="epochs without a better validation loss before training stops "
+                        "(default 4)")
     p.add_argument("--image-size", type=int, help="side of the image-branch inputs (default 64)")
     p.add_argument("--depth", choices=["resnet10", "resnet18", "resnet34", "resnet50"])
     p.add_argument("--backbone-weights", help="imagenet | PATH to a ResNet state dict "

@@ -105,7 +105,8 @@ def synthetic_samples(
     healthy = [(i, r) for i, r in enumerate(rows) if r.label == "healthy"
                and r.path in analyses and analyses[r.path].has_face.any()]
     with make_detector(tracking=False) as det:
-        for i, row in tqdm(healthy, desc="synthetic palsy", unit="file", disable=not progress):
+        for j, (i, row) in enumerate(tqdm(healthy, desc="synthetic palsy", unit="file",
+                                          disable=not progress)):
             res = analyses[row.path]
             face_idx = np.flatnonzero(res.has_face)
             for k in range(variants + controls):
@@ -113,7 +114,8 @@ def synthetic_samples(
                 t = int(face_idx[rng.integers(len(face_idx))])
                 aligned = align(res.points[t], res.rgb.shape[1]).points
                 palsy = k < variants
-                side = SIDES[k % 2] if palsy else None
+                # Sides alternate over variants and, for an odd count, over files too.
+                side = SIDES[(k + j * variants) % 2] if palsy else None
                 sev = float(rng.uniform(*severity)) if palsy else 0.0
                 out = synthesize_palsy(res.rgb[t], aligned, side or "left", sev, rng=rng)
                 fr = analyse_frame(out.rgb, det, settings)
