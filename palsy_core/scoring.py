@@ -24,7 +24,7 @@ from .fusion import all_subsets, subset_key
 from .metrics import decision, file_score, inconclusive_reason
 from .model import FusionModel
 from .pipeline import MediaAnalysis
-from .registry import MODALITIES
+from .registry import FRAME_FEATURES, MODALITIES
 
 # Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
 # millisecond for 1000 frames, while a second OpenMP thread only adds synchronisation, which costs
@@ -128,6 +128,10 @@ def load_model(path: str | Path) -> LoadedModel:
             normaliser.mean.shape == normaliser.std.shape == (n,)):
         raise CheckpointError(f"{path}: its feature normaliser does not fit the model's {n} "
                               "features")
+    if "features" in model.config.modalities and n != len(FRAME_FEATURES):
+        raise CheckpointError(f"{path}: trained on {n} expression features, but this version "
+                              f"computes {len(FRAME_FEATURES)}; retrain it with this version "
+                              "(make train)")
     return LoadedModel(model, normaliser, thresholds, meta)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,14 @@ def _open_analyse(page: Page, base: str) -> Locator:
     uploader = page.get_by_test_id("stFileUploader")
     expect(uploader).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     _wait_idle(page)
+    # Count finished script runs, so a step can wait for the rerun it causes (see _rerun).
+    page.evaluate("""() => {
+        const app = document.querySelector('[data-testid=stApp]');
+        window.finishedRuns = 0;
+        new MutationObserver(() => {
+            if (app.getAttribute('data-test-script-state') === 'notRunning') window.finishedRuns++;
+        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }""")
     return uploader
 
 
@@ -85,15 +93,26 @@ def _choose_file(page: Page, uploader: Locator, path: Path) -> None:
     chooser.value.set_files(path)
 
 
+def _rerun(page: Page, action: Callable[[], None], timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
+    """Do ``action`` and wait until the script run it causes is over. A widget's value reaches
+    the server a moment after the browser shows it, so the script state alone may still read
+    "notRunning" from before; a changed value always causes one run."""
+    runs = page.evaluate("window.finishedRuns")
+    action()
+    page.wait_for_function(
+        "n => window.finishedRuns > n && document.querySelector('[data-testid=stApp]')"
+        ".getAttribute('data-test-script-state') === 'notRunning'", arg=runs, timeout=timeout_ms)
+
+
 def _slider_to_max(page: Page, label: str) -> str:
     """Move the settings slider labelled ``label`` to its maximum with the keyboard (End)."""
     slider = page.get_by_test_id("stSlider").filter(has_text=label)
     thumb = slider.get_by_role("slider")
     top = thumb.get_attribute("max")
+    assert thumb.input_value() != top
     thumb.focus()
-    thumb.press("End")
+    _rerun(page, lambda: thumb.press("End"))
     expect(thumb).to_have_value(top)
-    _wait_idle(page)
     return top
 
 
@@ -128,6 +147,7 @@ def test_cancel_click_during_a_running_analysis_keeps_nothing_and_the_page_stays
         assert _slider_to_max(page, "At most this many frames") == "300"
 
         _choose_file(page, uploader, pyfeat_dir / LONG_VIDEO)
+        expect(uploader.get_by_test_id("stFileChipName")).to_have_attribute("title", LONG_VIDEO)
         progress = page.get_by_test_id("stProgress")
         expect(progress).to_contain_text(re.compile(rf"{re.escape(LONG_VIDEO)}: frame \d+ of "
                                                     r"~296"), timeout=ANALYSIS_TIMEOUT_MS)

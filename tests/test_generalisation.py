@@ -196,3 +196,27 @@ def test_an_empty_modality_selection_is_refused(analyses, shipped):
     with pytest.raises(ValueError, match="at least one"):
         scored.score(())
     assert scored.score(None).enabled == shipped.modalities
+
+
+def test_task_model_detector_finds_the_same_face_as_face_mesh(pyfeat_dir, detector, analyses):
+    """``--task-model``: the Tasks FaceLandmarker as landmark detector, on real photos, lands
+    on Face Mesh's landmarks (same topology) and feeds every modality, blendshapes included."""
+    settings = Settings(task_model=str(bs.task_path()))
+    for name in PHOTOS[:3]:
+        rgb = np.asarray(Image.open(pyfeat_dir / name).convert("RGB"))
+        mesh = detector.detect(rgb).points
+        via_tasks = analyse_media(pyfeat_dir / name, name, settings)
+        assert via_tasks.has_face.all(), name
+        iod = np.linalg.norm(mesh[468, :2] - mesh[473, :2])
+        shift = np.linalg.norm(via_tasks.points[0, :, :2] - mesh[:, :2], axis=1)
+        assert np.median(shift) < 0.05 * iod, name
+        # Its blendshape asymmetry agrees with the Face Mesh path's (same ROI up to the landmarks).
+        ref = analyses[name].blendshapes[0]
+        assert np.corrcoef(via_tasks.blendshapes[0], ref)[0, 1] > 0.8, name
+    out = subprocess.run([sys.executable, "-m", "palsy_core", "predict",
+                          str(pyfeat_dir / "single_face.jpg"), "--json", "--task-model",
+                          str(bs.task_path())], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    assert record["frames_analysed"] == 1 and record["quality"] == {}
+    assert 0 <= record["p_fused"] <= 1 and record["p_blendshapes"] is not None

@@ -11,6 +11,7 @@ an expected outcome (``EXPECTED``) that every entry point must honour.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ from palsy_core.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoi
 from palsy_core.extract import cache_path, extract_file, file_digest
 from palsy_core.media import MIN_SIDE, MediaError, iter_video_frames, load_photo
 from palsy_core.metrics import UNRELIABLE_FLAGS
+from palsy_core.model import FusionModel
 from palsy_core.pipeline import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,6 +380,12 @@ def bad_checkpoints(tmp_path_factory, model_file) -> dict[str, tuple[Path, str]]
     save_checkpoint(d / "short_normaliser.pt", model,
                     {**meta, "normaliser": {"mean": [0.0] * 3, "std": [1.0] * 3}})
     case("short_normaliser.pt", "its feature normaliser does not fit the model's")
+    older = FusionModel(dataclasses.replace(model.config, n_features=model.config.n_features + 9))
+    save_checkpoint(d / "older_features.pt", older,
+                    {**meta, "normaliser": {"mean": [0.0] * older.config.n_features,
+                                            "std": [1.0] * older.config.n_features}})
+    case("older_features.pt", f"trained on {older.config.n_features} expression features, but "
+                              f"this version computes {model.config.n_features}; retrain")
     case("absent.pt", "checkpoint not found")
     return cases
 
