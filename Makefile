@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --no-deps --disable-pip-version-check -q
 PORT ?= 8501
 DEV_MANIFEST ?= ../shared/data/dev/manifest.csv
 
-.PHONY: run test lint train bench setup dev clean
+.PHONY: run test lint train goldens bench setup dev clean
 
 $(VENV)/.runtime: requirements.txt requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ train: setup
 	$(PY) -m palsy_core train --manifest $(DEV_MANIFEST) --out models/default.pt --cv groupkfold:5 \
 		--transfer --transfer-group droop-web,droop-web2
 	$(PY) -m palsy_core card --model models/default.pt --out models/README.md
+	@echo "Retrained on purpose? Run 'make goldens' and commit tests/goldens/shipped_model.json."
+
+# The shipped model's outputs on real faces, pinned by tests/test_shipped_model.py.
+goldens: setup
+	$(PY) tests/goldens/shipped.py --update
 
 # Speed and memory benchmark on a real face video (a few minutes); updates bench/RESULTS.md.
 bench: setup
