@@ -79,7 +79,10 @@ if loaded is not None:
                                             ("accuracy", "accuracy")), strict=True):
             col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
         files.metric("Files scored", fused["n"])
-        st.caption(f"From {origin}; decision threshold {loaded.threshold(loaded.modalities):.3f}.")
+        st.caption(f"From {origin}. Each fold is scored at its own fold model's threshold (the "
+                   "table's threshold column is their mean); the loaded model's own decision "
+                   f"threshold is {loaded.threshold(loaded.modalities):.3f}, chosen on its "
+                   "validation split.")
         with st.expander("Every modality subset and baseline"):
             st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
     else:

@@ -94,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .crossval import cross_validate, variant_names
     from .dataset import SampleSet, real_samples, synthetic_samples
     from .evaluate import write_artifacts
+    from .extract import file_digest
     from .train import TrainConfig, fit
     from .transfer import leave_one_source_out, write_transfer
 
@@ -120,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     extra = {"manifest": str(args.manifest), "files": len(rows),
              "files_with_face": int(sum(analyses[r.path].has_face.any() for r in rows
                                         if r.path in analyses)),
+             "train_digests": sorted(file_digest(r.path) for r in rows if r.path in analyses),
              "real_frames": len(real), "synthetic_samples": len(synthetic),
              "train_config": config.to_dict(), "extraction": settings.__dict__}
     cv_metrics = None
@@ -146,14 +148,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_rows, write_artifacts
+    from .evaluate import evaluate_rows, seen_in_training, write_artifacts
     from .scoring import load_model
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     report = _extract_rows(rows, settings_from_args(args), args.cache)
     df, names = evaluate_rows(rows, report.results, report.errors, loaded)
-    metrics = write_artifacts(df, names, Path(args.out), {"model": str(args.model)})
+    seen = seen_in_training(loaded.meta, [r.path for r in rows])
+    metrics = write_artifacts(df, names, Path(args.out), {
+        "model": str(args.model),
+        "seen_in_training": [r.rel for r in rows if r.path in set(seen)]})
+    if seen:
+        print(f"warning: {len(seen)} of these {len(rows)} files were in the model's training "
+              "data; metrics on them measure memory, not screening", file=sys.stderr)
     fused = metrics["overall"].get("fused", {})
     no_face = len(metrics["no_face"]) - len(report.errors)  # "no_face" lists unreadable files too
     print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"

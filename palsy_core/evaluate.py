@@ -7,13 +7,15 @@ silently.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .manifest import ManifestRow
+from .extract import file_digest
+from .manifest import ManifestError, ManifestRow, read_manifest
 from .metrics import binary_metrics
 from .pipeline import MediaAnalysis
 from .scoring import LoadedModel, ScoredMedia, report_subsets, summary, variant_name
@@ -101,3 +103,33 @@ def evaluate_rows(
         records.append(rec)
     return pd.DataFrame.from_records(records), names
 
+
+
+@lru_cache(maxsize=4)
+def _manifest_digests(manifest: str, _mtime: float) -> frozenset[str]:
+    rows = read_manifest(manifest, check_files=False)
+    return frozenset(file_digest(r.path) for r in rows if r.path.is_file())
+
+
+def training_digests(meta: dict) -> frozenset[str]:
+    """SHA-256 digests of the files a model was trained on: stored in its meta
+    (``train_digests``) or, for a model saved without them, read from its training manifest when
+    that manifest is on this computer; empty when neither is available."""
+    if meta.get("train_digests"):
+        return frozenset(meta["train_digests"])
+    manifest = Path(str(meta.get("manifest") or ""))
+    if not manifest.name or not manifest.is_file():
+        return frozenset()
+    try:
+        return _manifest_digests(str(manifest.resolve()), manifest.stat().st_mtime)
+    except (ManifestError, OSError):
+        return frozenset()
+
+
+def seen_in_training(meta: dict, paths: Iterable[Path]) -> list[Path]:
+    """The files among ``paths`` (by content) that the model was trained on: metrics on them
+    measure memory, not screening."""
+    known = training_digests(meta)
+    if not known:
+        return []
+    return [p for p in paths if Path(p).is_file() and file_digest(Path(p)) in known]

@@ -113,10 +113,15 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     cv = json.loads((cv_dir / "metrics.json").read_text())
     preds = pd.read_csv(cv_dir / "predictions.csv", dtype={"subject": str})
 
-    # One confusion matrix per variant (fused, subsets and the logistic baseline).
+    # Four confusion matrices open by default (fused and the first single modalities); every
+    # variant (fused, subsets and the logistic baseline) can be chosen.
+    modalities = load_model(trained).modalities
+    n = len(modalities)  # fused, n without-one, n single, logistic
     shown = dict(_confusions(at))
-    assert shown == {variant_label(n): m["confusion"] for n, m in cv["overall"].items()}
-    n = len(load_model(trained).modalities)  # fused, n without-one, n single, logistic
+    assert list(shown) == [variant_label(v) for v in ("fused", *modalities[:3])]
+    at.multiselect(key="cv_cm").set_value(list(cv["overall"])).run()
+    shown = dict(_confusions(at))
+    assert shown == {variant_label(v): m["confusion"] for v, m in cv["overall"].items()}
     assert len(shown) == 1 + 2 * n + 1
 
     roc = next(s for s in _specs(at) if s["layout"]["title"]["text"] == "ROC")
@@ -128,6 +133,14 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     assert overall.loc["Fused (all modalities)", "F1"] == round(cv["overall"]["fused"]["f1"], 3)
     sources = at.dataframe[1].value
     assert set(sources.index) == {"pyfeat", "synthetic"}
+    # Both sources hold one class: no AUROC; the healthy one has no precision, recall or F1
+    # (not a misleading 0) and shows the share of its files passed.
+    assert sources["AUROC"].isna().all()
+    healthy = cv["per_source"]["pyfeat"]["fused"]
+    assert sources.loc["pyfeat", ["precision", "recall", "F1"]].isna().all()
+    assert sources.loc["pyfeat", "files right"] == round(healthy["accuracy"], 3)
+    assert sources.loc["synthetic", "recall"] == round(
+        cv["per_source"]["synthetic"]["fused"]["recall"], 3)
     subjects = at.dataframe[2].value
     assert set(subjects.index) == set(preds["subject"]) and subjects["files"].sum() == 12
     (tn, _), (_, tp) = cv["overall"]["fused"]["confusion"]
@@ -205,10 +218,15 @@ def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
     analysis = analyse_media(folder / "palsy_0.png", "palsy_0.png", Settings(), detector=detector)
     assert row["p_fused"] == pytest.approx(ScoredMedia(load_model(trained), analysis).score().p,
                                            abs=1e-5)
-    own = dict(_confusions(at)[n_cv:])
     n = len(load_model(trained).modalities)
-    assert len(own) == len(result.names) == 1 + 2 * n  # fused, n without-one, n single
+    assert len(result.names) == 1 + 2 * n  # fused, n without-one, n single
+    own = dict(_confusions(at)[n_cv:])
+    assert len(own) == 4  # fused and the first single modalities open by default
     assert own[variant_label("fused")] == fused["confusion"]
+    # The model was trained on these twelve files (its meta names the manifest): said plainly.
+    assert sorted(result.seen_in_training) == sorted(
+        line.split(",")[0] for line in palsy_manifest.read_text().splitlines()[1:])
+    assert any("was trained on 12 of these files" in w.value for w in at.warning)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

@@ -73,6 +73,9 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert sorted(metrics["inconclusive"]) == sorted(unsure)
     assert (ev.loc[ev["path"].isin(unsure), "verdict"] == "inconclusive").all()
     assert metrics["no_face"] == [] and metrics["overall"]["fused"]["n"] == 12 - len(unsure)
+    # These are the model's own training files: recorded and said on stderr.
+    assert sorted(metrics["seen_in_training"]) == sorted(ev["path"])
+    assert "12 of these 12 files were in the model's training data" in run.stderr
 
     # evaluate and predict report what scoring the file directly gives (same model, same frames).
     from palsy_core.pipeline import Settings, analyse_media

@@ -21,7 +21,7 @@ from plotly.colors import qualitative
 
 from palsy_core.bundle import rows_outside
 from palsy_core.curves import Curves, curves_for
-from palsy_core.evaluate import evaluate_rows, metrics_from_predictions
+from palsy_core.evaluate import evaluate_rows, metrics_from_predictions, seen_in_training
 from palsy_core.extract import extract_paths
 from palsy_core.manifest import LABELS, read_manifest
 from palsy_core.pipeline import Settings
@@ -31,7 +31,7 @@ from palsy_core.transfer import transfer_tables
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
-                  "accuracy": "accuracy", "auroc": "AUROC", "threshold": "threshold"}
+                  "accuracy": "accuracy", "auroc": "AUROC", "threshold": "mean threshold"}
 
 
 @dataclass
@@ -43,6 +43,7 @@ class EvaluationResult:
     predictions: pd.DataFrame  # one row per file: path, subject, source, y, p_<v>, thr_<v>
     names: list[str]  # variants in display order
     errors: dict[str, str] = field(default_factory=dict)  # manifest path -> why it was unreadable
+    seen_in_training: list[str] = field(default_factory=list)  # manifest paths the model saw
 
     @property
     def no_face(self) -> list[str]:
@@ -107,9 +108,11 @@ def evaluate_manifest(
     report = extract_paths(todo, settings, cache_dir, progress=False, on_done=step)
     errors = {**refused, **report.errors}
     df, names = evaluate_rows(rows, report.results, errors, loaded)
+    seen = set(seen_in_training(loaded.meta, [r.path for r in rows if r.path not in errors]))
     return EvaluationResult(title or f"`{manifest.name}`", metrics_from_predictions(df, names),
                             df, names,
-                            {r.rel: errors[r.path] for r in rows if r.path in errors})
+                            {r.rel: errors[r.path] for r in rows if r.path in errors},
+                            [r.rel for r in rows if r.path in seen])
 
 
 def metrics_table(block: dict, names: list[str]) -> pd.DataFrame:
@@ -120,9 +123,25 @@ def metrics_table(block: dict, names: list[str]) -> pd.DataFrame:
 
 
 def per_source_table(metrics: dict, name: str) -> pd.DataFrame:
-    """One row per source for variant ``name`` (from ``metrics['per_source']``)."""
-    rows = {src: {label: block[name].get(k) for k, label in METRIC_COLUMNS.items()}
-            for src, block in metrics.get("per_source", {}).items() if name in block}
+    """One row per source for variant ``name`` (from ``metrics['per_source']``).
+
+    A source of one class has no AUROC, and precision, recall and F1 say nothing about healthy
+    faces: such cells are left empty (NaN), and "files right" (accuracy) is what it shows.
+    """
+    rows = {}
+    for src, block in metrics.get("per_source", {}).items():
+        if name not in block:
+            continue
+        m = block[name]
+        one_class = m.get("auroc") is None
+        healthy_only = m.get("n_palsy", 0) == 0
+        rows[src] = {"files": m["n"], "palsy files": m.get("n_palsy"),
+                     "files right": m.get("accuracy"),
+                     **{label: (None if healthy_only else m.get(k))
+                        for k, label in (("precision", "precision"), ("recall", "recall"),
+                                         ("f1", "F1"))},
+                     "AUROC": None if one_class else m.get("auroc"),
+                     "threshold": m.get("threshold")}
     return pd.DataFrame.from_dict(rows, orient="index").apply(pd.to_numeric).round(3)
 
 
@@ -227,6 +246,12 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     names = [n for n in result.names if n in overall]
     st.markdown(f"**{result.title}**: {result.metrics.get('n_files', len(result.predictions))} "
                 f"files, {len(result.no_face)} without a face, {len(result.errors)} unreadable.")
+    if result.seen_in_training:
+        n = len(result.seen_in_training)
+        st.warning(f"The loaded model was trained on {n} of these files (the same file "
+                   "contents): on them the metrics below measure what the model remembers, not "
+                   "how it screens a new face. Evaluate on files it has not seen, or read the "
+                   "transfer check on the first tab.", icon=":material/warning:")
     if result.errors:
         st.error(f"{len(result.errors)} file(s) could not be read and were left out:")
         st.dataframe(pd.DataFrame({"file": list(result.errors), "reason": list(
@@ -242,7 +267,8 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     st.subheader("Confusion matrices")
     st.caption("Rows are the true class, columns the prediction; colour is the share of each "
                "true class. Thresholds are the model's own (per fold in cross-validation).")
-    chosen = st.multiselect("Variants", names, default=names, format_func=variant_label,
+    singles = [n for n in ("fused", *(m.key for m in MODALITIES)) if n in names]
+    chosen = st.multiselect("Variants", names, default=singles[:4], format_func=variant_label,
                             key=f"{key}_cm")
     cols = st.columns(4)
     for i, name in enumerate(chosen):
@@ -251,7 +277,6 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
                             key=f"{key}_cm_{name}")
 
     st.subheader("ROC and precision-recall curves")
-    singles = [n for n in names if n == "fused" or n in {m.key for m in MODALITIES}]
     picked = st.multiselect("Variants", names, default=singles, format_func=variant_label,
                             key=f"{key}_curves")
     curves = curves_for(result.predictions, picked)
@@ -265,7 +290,13 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
 
     st.subheader("Per source and per subject")
     name = st.selectbox("Variant", names, format_func=variant_label, key=f"{key}_table")
-    st.dataframe(per_source_table(result.metrics, name), key=f"{key}_sources")
+    st.dataframe(per_source_table(result.metrics, name), key=f"{key}_sources",
+                 column_config={"files right": st.column_config.NumberColumn(
+                     help="share of the source's files on the right side of the threshold"),
+                     "AUROC": st.column_config.NumberColumn(
+                         help="empty for a source of one class")})
+    st.caption("Sources of one class (healthy-only, for example) have no AUROC; their "
+               "precision, recall and F1 are left empty and \"files right\" is the share passed.")
     st.dataframe(per_subject_table(result.predictions, name), key=f"{key}_subjects")
 
 
