@@ -76,10 +76,14 @@ ua.quality_flags(scored)
 if not scored.has_face:
     st.stop()
 
-st.subheader("Frame by frame")
-t = ua.frame_slider(scored, enabled, key="analyse_frame")
-st.plotly_chart(ua.timeline_figure(scored, enabled, t), key="timeline")
-ua.frame_views(scored, enabled, t)
+if scored.analysis.kind == "photo":
+    st.subheader("The photo in detail")
+    ua.frame_views(scored, enabled, 0)
+else:
+    st.subheader("Frame by frame")
+    t = ua.frame_slider(scored, enabled, key="analyse_frame")
+    st.plotly_chart(ua.timeline_figure(scored, enabled, t), key="timeline")
+    ua.frame_views(scored, enabled, t)
 
 st.subheader("Export")
 ua.export_buttons(scored, enabled, name)

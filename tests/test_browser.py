@@ -223,8 +223,8 @@ def test_upload_video_shows_verdict_and_toggling_a_modality_rescores(
     p_shown = _metric_value(page, "P(palsy)")
     before = p_shown.inner_text()
     assert _percent(before) == pytest.approx(100 * p_all, abs=0.2)
-    expect(page.get_by_text(f"All {analysis.n_frames} frames have one clear, frontal face."))\
-        .to_be_visible()
+    expect(page.get_by_text(f"All {analysis.n_frames} sampled frames have one clear, frontal "
+                            "face.")).to_be_visible()
     # The frame views (aligned face, line image, Grad-CAM) are images the browser must load.
     assert _images_loaded(page) == ["Aligned face", "Line-segment image",
                                     *(f"Grad-CAM: {modality(m).name}" for m in ("rgb", "lines"))]

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, log_tail, streamlit_server
 from conftest import make_test_model
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from google.protobuf.message import DecodeError
+from playwright.sync_api import Browser, Locator, Page, WebSocket, expect, sync_playwright
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")
@@ -61,21 +62,28 @@ def page(browser) -> Iterator[Page]:
     context.close()
 
 
-def _open_analyse(page: Page, base: str) -> Locator:
-    """The Analyse page once its first run is over; returns its uploader."""
-    page.goto(f"{base}/Analyse")
+def _open_analyse(page: Page, base: str) -> tuple[Locator, WebSocket]:
+    """The Analyse page once its first run is over: its uploader and the page's connection to
+    the server (its messages tell when a script run ends, see ``_rerun``)."""
+    with page.expect_websocket(lambda ws: ws.url.endswith("/_stcore/stream"),
+                               timeout=PAGE_TIMEOUT_MS) as stream:
+        page.goto(f"{base}/Analyse")
     uploader = page.get_by_test_id("stFileUploader")
     expect(uploader).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     _wait_idle(page)
-    # Count finished script runs, so a step can wait for the rerun it causes (see _rerun).
-    page.evaluate("""() => {
-        const app = document.querySelector('[data-testid=stApp]');
-        window.finishedRuns = 0;
-        new MutationObserver(() => {
-            if (app.getAttribute('data-test-script-state') === 'notRunning') window.finishedRuns++;
-        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    }""")
-    return uploader
+    return uploader, stream.value
+
+
+def _run_finished(payload: str | bytes) -> bool:
+    """Whether a message from the server says a script run is over (not cut short by another)."""
+    if isinstance(payload, str):
+        return False
+    try:
+        msg = ForwardMsg.FromString(payload)
+    except DecodeError:
+        return False
+    return (msg.WhichOneof("type") == "script_finished"
+            and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY)
 
 
 def _wait_idle(page: Page, timeout_ms: float = ANALYSIS_TIMEOUT_MS) -> None:
@@ -95,32 +103,25 @@ def _choose_file(page: Page, uploader: Locator, path: Path) -> None:
     chooser.value.set_files(path)
 
 
-def _rerun(page: Page, action: Callable[[], None], timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
-    """Do ``action`` and wait until the script run it causes is over. A widget's value reaches
-    the server a moment after the browser shows it, so the script state alone may still read
-    "notRunning" from before; a changed value always causes one run."""
-    runs = page.evaluate("window.finishedRuns")
-    action()
-    try:
-        page.wait_for_function(
-            "n => window.finishedRuns > n && document.querySelector('[data-testid=stApp]')"
-            ".getAttribute('data-test-script-state') === 'notRunning'", arg=runs,
-            timeout=timeout_ms)
-    except PlaywrightTimeoutError:
-        state = page.evaluate("[window.finishedRuns, document.querySelector("
-                              "'[data-testid=stApp]').getAttribute('data-test-script-state')]")
-        raise AssertionError(f"no script run finished after the action ({runs} runs before; "
-                             f"now {state})") from None
+def _rerun(stream: WebSocket, action: Callable[[], None],
+           timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
+    """Do ``action`` and wait until the server says the script run it causes is over.
+
+    A widget's value reaches the server a moment after the browser shows it, so the page's
+    script state may still read "notRunning" from before; on a busy machine the browser may
+    even never show "running" for a short run. The server's own message is exact."""
+    with stream.expect_event("framereceived", predicate=_run_finished, timeout=timeout_ms):
+        action()
 
 
-def _slider_to_max(page: Page, label: str) -> str:
+def _slider_to_max(page: Page, stream: WebSocket, label: str) -> str:
     """Move the settings slider labelled ``label`` to its maximum with the keyboard (End)."""
     slider = page.get_by_test_id("stSlider").filter(has_text=label)
     thumb = slider.get_by_role("slider")
     top = thumb.get_attribute("max")
     assert thumb.input_value() != top
     thumb.focus()
-    _rerun(page, lambda: thumb.press("End"))
+    _rerun(stream, lambda: thumb.press("End"))
     expect(thumb).to_have_value(top)
     return top
 
@@ -146,14 +147,14 @@ def test_cancel_click_during_a_running_analysis_keeps_nothing_and_the_page_stays
         page, model_file, pyfeat_dir, tmp_path):
     log = tmp_path / "streamlit.log"
     with streamlit_server({"PALSY_MODEL": str(model_file)}, log) as base:
-        uploader = _open_analyse(page, base)
+        uploader, stream = _open_analyse(page, base)
         expect(page.get_by_text(NO_ANALYSIS)).to_be_visible()
         # The most frames the page allows (15 per second, cap 300: 296 frames of this video),
         # so the analysis is surely still running when the click arrives.
         page.get_by_test_id("stExpander").filter(has_text="Analysis settings") \
             .locator("summary").click()
-        assert _slider_to_max(page, "Frames analysed per second") == "15"
-        assert _slider_to_max(page, "At most this many frames") == "300"
+        assert _slider_to_max(page, stream, "Frames analysed per second") == "15"
+        assert _slider_to_max(page, stream, "At most this many frames") == "300"
 
         _choose_file(page, uploader, pyfeat_dir / LONG_VIDEO)
         expect(uploader.get_by_test_id("stFileChipName")).to_have_attribute("title", LONG_VIDEO)
@@ -256,7 +257,7 @@ def test_uploads_through_the_browser_write_nothing_to_disk(page, model_file, pyf
     env = {"PALSY_MODEL": str(model_file), "TMPDIR": str(tmp), "TEMP": str(tmp),
            "TMP": str(tmp), "PALSY_CACHE": str(cache)}
     with streamlit_server(env, log) as base:
-        uploader = _open_analyse(page, base)
+        uploader, _ = _open_analyse(page, base)
         before = _snapshot(*watched)
         assert _holding([p for p in before if p not in originals], needles) == [], \
             "the uploaded bytes are on disk before the upload"

@@ -99,7 +99,25 @@ def test_analyse_page_shows_a_photo(photo):
     assert any("Result: single_face.jpg" in s.value for s in at.subheader)
     assert _metric(at, "P(palsy)") == _pct(photo.score().p)
     assert "analyse_frame" not in [s.key for s in at.slider]  # one frame: nothing to scrub
-    assert any("one clear, frontal face" in s.value for s in at.success)
+    # Photo wording: no timeline, no frame numbers, no "All 1 frames".
+    assert [s.value for s in at.success] == ["The photo shows one clear, frontal face."]
+    assert not any("time (s)" in c.proto.spec for c in at.get("plotly_chart"))
+    assert any(c.value.startswith("The photo: P(palsy)") for c in at.caption)
+    assert not any("frame" in c.value.lower() for c in [*at.caption, *at.subheader])
+
+
+def test_analyse_page_says_a_clip_is_short(model_file, pyfeat_dir):
+    analysis = analyse_media(pyfeat_dir / "single_face.mp4", "single_face.mp4",
+                             Settings(sample_fps=5.0, max_frames=2))
+    at = _page_with(ANALYSE, ScoredMedia(load_model(model_file), analysis))
+    assert analysis.kind == "video" and analysis.n_frames == 2
+    assert any("A short clip: only 2 frame(s)" in i.value for i in at.info)
+    assert any("time (s)" in c.proto.spec for c in at.get("plotly_chart"))  # a video's timeline
+    # When the frame cap, not the clip, limited the frames, the cap is said instead.
+    at.session_state["frame_cap"] = 2
+    at.run()
+    assert not any("short clip" in i.value for i in at.info)
+    assert any("Stopped at the frame cap" in i.value for i in at.info)
 
 
 def test_analyse_page_flags_frames_without_a_face(model_file, pyfeat_dir):

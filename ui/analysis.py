@@ -54,6 +54,7 @@ from palsy_core.synth import SIDES
 SAMPLE_SETTINGS = Settings(sample_fps=5.0, max_frames=30)
 CAM_CACHE_ENTRIES = 32
 COLOURS = qualitative.Plotly
+MIN_VIDEO_FRAMES = 3  # fewer sampled frames than this: the clip is called short
 PROBLEM_FLAGS = ("no_face", "large_yaw", "large_pitch", "multiple_faces", "small_face", "blur")
 
 
@@ -270,13 +271,24 @@ def quality_flags(scored: ScoredMedia) -> None:
     """How many frames lacked a face or were unreliable, and why."""
     a = scored.analysis
     counts = {f: sum(f in fl for fl in a.flags) for f in PROBLEM_FLAGS}
+    if a.kind == "photo":
+        problems = [FLAG_NAMES[f] for f, n in counts.items() if n]
+        if problems:
+            st.warning("Quality flags: " + "; ".join(problems) + ".", icon=":material/flag:")
+        else:
+            st.success("The photo shows one clear, frontal face.", icon=":material/check:")
+        return
     problems = [f"{FLAG_NAMES[f]}: {n} of {a.n_frames} frames" for f, n in counts.items() if n]
     if problems:
         st.warning("Quality flags: " + "; ".join(problems) + ". Flagged frames are shown but do "
                    "not decide the verdict when better frames exist.", icon=":material/flag:")
     else:
-        st.success(f"All {a.n_frames} frames have one clear, frontal face.",
+        st.success(f"All {a.n_frames} sampled frames have one clear, frontal face.",
                    icon=":material/check:")
+    if a.n_frames < MIN_VIDEO_FRAMES and not st.session_state.get("frame_cap"):
+        st.info(f"A short clip: only {a.n_frames} frame(s) were sampled from it, so the verdict "
+                "rests on very little; a few seconds of video (or a higher sampling rate in "
+                "Analysis settings) give a steadier one.", icon=":material/timer:")
     if cap := st.session_state.get("frame_cap"):
         st.info(f"Stopped at the frame cap: only the first {cap} sampled frames were analysed; "
                 "raise the cap in Analysis settings to analyse more of the video.",
@@ -291,10 +303,12 @@ def timeline_figure(scored: ScoredMedia, enabled: Sequence[str], current: int | 
     mode = "lines+markers" if len(t) < 60 else "lines"
     fig = go.Figure(go.Scatter(x=t, y=fused.p_frames, name="fused (enabled)", mode=mode,
                                line={"width": 4, "color": "black"}))
+    # Single modalities start hidden (a click on the legend shows one): six lines swinging
+    # between 0 and 1 make a long video's timeline unreadable.
     for i, m in enumerate(scored.modalities):
         fig.add_trace(go.Scatter(x=t, y=scored.score((m,)).p_frames, name=f"{name_of(m)} alone",
                                  mode=mode, line={"width": 1.5, "color": COLOURS[i]},
-                                 opacity=1.0 if m in enabled else 0.35))
+                                 visible="legendonly"))
     fig.add_hline(y=fused.threshold, line_dash="dash", line_color="grey",
                   annotation_text="threshold")
     if current is not None:
@@ -349,8 +363,10 @@ def frame_views(scored: ScoredMedia, enabled: tuple[str, ...], t: int) -> None:
     a = scored.analysis
     score = scored.score(enabled)
     flags = ", ".join(FLAG_NAMES.get(f, f) for f in a.flags[t]) or "no quality flags"
-    st.caption(f"Frame {t} (video frame {a.frame_index[t]}) at {a.timestamps[t]:.2f} s: "
-               f"P(palsy) {_pct(score.p_frames[t])}; {flags}.")
+    where = ("The photo" if a.kind == "photo" else
+             f"Sampled frame {t + 1} of {a.n_frames} (video frame {a.frame_index[t]}, "
+             f"{a.timestamps[t]:.2f} s)")
+    st.caption(f"{where}: P(palsy) {_pct(score.p_frames[t])}; {flags}.")
     if not a.has_face[t]:
         st.info("No face was found in this frame.")
         return
