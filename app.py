@@ -1,90 +1,16 @@
-"""palsy-fusion dashboard home page: what the tool does, the model card in brief, the pages."""
+"""palsy-fusion dashboard: ``streamlit run app.py`` (``make run``).
+
+The router: Streamlit's navigation API lists the pages (``ui.common.PAGES``) with their titles
+and icons, Home first. Each page is a thin script in ``pages/``.
+"""
 
 import streamlit as st
 
-from palsy_core.registry import MODALITIES
-from ui.common import disclaimer, get_model, model_path
-from ui.evaluation import (
-    cv_dir_for,
-    load_cv,
-    load_transfer,
-    metrics_table,
-    pooled_transfer,
-    weights_figure,
-)
-
-PAGES = (
-    ("pages/1_Analyse.py", "Analyse a video or photo", ":material/movie:",
-     "Verdict, affected side, per-frame timeline, overlays and a report."),
-    ("pages/2_Live.py", "Live camera", ":material/videocam:",
-     "Landmarks or line segments on the webcam stream with a rolling score."),
-    ("pages/3_Ablation.py", "Modality ablation", ":material/tune:",
-     "Switch modalities on and off, and sweep synthetic palsy severity."),
-    ("pages/4_Evaluation.py", "Evaluation", ":material/analytics:",
-     "Transfer to unseen sources, cross-validated metrics, curves, and your own data."),
-)
+from ui.common import HOME, PAGES
 
 st.set_page_config(page_title="palsy-fusion", page_icon="🩺", layout="wide")
-st.title("palsy-fusion")
-disclaimer()
-st.markdown(
-    "Screens a face for **one-sided facial palsy** in a photo, a video or the live camera. Each "
-    "frame is seen six ways: the aligned RGB face, an image of facial line segments, the 478 "
-    "landmark coordinates, expression features (left-right asymmetry measured in millimetres), "
-    "the face-network asymmetry and the blendshape asymmetry (MediaPipe's face-trained networks "
-    "run on the face and on its mirror image). Every view is compared with its own mirror image, "
-    "so identity, lighting and photo style cancel and asymmetry remains. A network per view "
-    "feeds a learned weighted fusion, which gives P(palsy) and the likely affected side; each "
-    "frame is scored as seen and mirrored. Everything runs offline on this computer."
-)
-
-for path, label, icon, help_text in PAGES:
-    st.page_link(path, label=label, icon=icon, help=help_text)
-
-st.header("The loaded model")
-loaded = get_model()
-if loaded is not None:
-    st.caption(f"`{model_path()}`")
-    names = {m.key: m for m in MODALITIES}
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Modalities")
-        for key in loaded.modalities:
-            m = names[key]
-            st.markdown(f"- **{m.name}**: {m.description}")
-    with right:
-        st.subheader("Learned fusion weights")
-        st.plotly_chart(weights_figure(loaded.fusion_weights()), key="home_weights")
-
-    st.subheader("Cross-validated performance")
-    overall = loaded.meta.get("cv_overall")
-    origin = f"subject-grouped cross-validation ({loaded.meta.get('cv')}), stored in the model"
-    if not overall:
-        cv = load_cv(cv_dir_for(model_path()))
-        overall = cv.metrics["overall"] if cv else None
-        origin = f"`{cv_dir_for(model_path())}`"
-    if overall and "fused" in overall:
-        pooled = pooled_transfer(load_transfer(cv_dir_for(model_path())))
-        if pooled:
-            st.warning(
-                "Cross-validation inside one collection flatters a model. On a source it has "
-                f"never seen (each source held out in turn against held-out people of the other "
-                f"class), the fused model scores F1 {pooled['f1']:.3f}, AUROC "
-                f"{pooled['auroc'] or float('nan'):.3f} and accuracy {pooled['accuracy']:.3f} "
-                f"over {pooled['n']} scored files; expect numbers like these on photos from a new "
-                "clinic. Details on the Evaluation page.")
-        fused = overall["fused"]
-        *cols, files = st.columns(4)
-        for col, (label, key) in zip(cols, (("F1", "f1"), ("AUROC", "auroc"),
-                                            ("accuracy", "accuracy")), strict=True):
-            col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
-        files.metric("Files scored", fused["n"])
-        st.caption(f"From {origin}. Each fold is scored at its own fold model's threshold (the "
-                   "table's threshold column is their mean); the loaded model's own decision "
-                   f"threshold is {loaded.threshold(loaded.modalities):.3f}, chosen on its "
-                   "validation split.")
-        with st.expander("Every modality subset and baseline"):
-            st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
-    else:
-        st.info("This model was trained without cross-validation, so there are no "
-                "cross-validated metrics to show.")
+navigation = st.navigation([
+    st.Page(page.path, title=page.title, icon=page.icon, url_path=page.url_path,
+            default=page is HOME)
+    for page in (HOME, *PAGES)])
+navigation.run()

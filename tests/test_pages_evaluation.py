@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,13 +72,8 @@ def _run_own(at: AppTest) -> AppTest:
 
 
 def _home(folder: Path) -> AppTest:
-    """The home page run from a copy of app.py beside stub pages (st.page_link only needs the
-    files to exist; the other pages are tested on their own)."""
-    (folder / "pages").mkdir(exist_ok=True)
-    shutil.copy(ROOT / "app.py", folder / "app.py")
-    for page in PAGES:
-        (folder / "pages" / f"{page}.py").write_text("import streamlit as st\n")
-    at = AppTest.from_file(str(folder / "app.py"), default_timeout=TIMEOUT).run()
+    """The dashboard as ``streamlit run app.py`` opens it: the router runs Home."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     return at
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "goldens"))
-import shipped  # noqa: E402
+import shipped
 
 # MediaPipe's and torch's CPU kernels may round differently on another processor; a real change
 # in what the model sees moves these numbers by far more.

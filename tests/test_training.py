@@ -166,7 +166,8 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
         assert per_fold[fold]["fused"]["auroc"] == pytest.approx(auc)
     # Pooled F1 from scores centred on each fold's own threshold, recomputed with sklearn.
     p_fused = files["p_fused"].clip(1e-9, 1 - 1e-9)  # only the sign of the centred score counts
-    centred = np.log(p_fused / (1 - p_fused)) - np.log(files["thr_fused"] / (1 - files["thr_fused"]))
+    thr = files["thr_fused"]
+    centred = np.log(p_fused / (1 - p_fused)) - np.log(thr / (1 - thr))
     assert summary["variants"]["pooled"]["fused"]["f1"] == pytest.approx(
         f1_score(files["y"], (centred >= 0).astype(int)))
     # The displayed tables, recomputed from the scored rows with sklearn and pandas alone.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -13,6 +14,32 @@ from palsy_core.scoring import LoadedModel, load_model
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
 DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
               "treat facial palsy.")
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One dashboard page: its script, its title in the sidebar, its link on Home."""
+
+    path: str  # relative to the repository root, where ``streamlit run app.py`` runs
+    title: str  # in the sidebar and the browser tab
+    label: str  # the link text on Home
+    icon: str
+    url_path: str
+    help: str
+
+
+HOME = PageInfo("pages/0_Home.py", "Home", "Home", ":material/home:", "", "")
+PAGES = (
+    PageInfo("pages/1_Analyse.py", "Analyse", "Analyse a video or photo", ":material/movie:",
+             "Analyse", "Verdict, affected side, per-frame timeline, overlays and a report."),
+    PageInfo("pages/2_Live.py", "Live camera", "Live camera", ":material/videocam:", "Live",
+             "Landmarks or line segments on the webcam stream with a rolling score."),
+    PageInfo("pages/3_Ablation.py", "Modality ablation", "Modality ablation", ":material/tune:",
+             "Ablation", "Switch modalities on and off, and sweep synthetic palsy severity."),
+    PageInfo("pages/4_Evaluation.py", "Evaluation", "Evaluation", ":material/analytics:",
+             "Evaluation",
+             "Transfer to unseen sources, cross-validated metrics, curves, and your own data."),
+)
 
 
 def model_path() -> Path:
