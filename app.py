@@ -6,7 +6,10 @@ and icons, Home first. Each page is a thin script in ``pages/``.
 
 import streamlit as st
 
+from palsy_core.native_logs import filter_native_logs
 from ui.common import HOME, PAGES
+
+filter_native_logs()  # MediaPipe/TFLite's repeated harmless start-up lines stay out of the log
 
 st.set_page_config(page_title="palsy-fusion", page_icon="🩺", layout="wide")
 navigation = st.navigation([
