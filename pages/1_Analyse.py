@@ -61,7 +61,7 @@ if samples:
             st.markdown(f"**{SAMPLE_LABELS[key]}**")
             middle = sample.analysis.n_frames // 2
             st.image(ua.overlay_face(sample, middle, landmarks=False, lines=False), width=200)
-            ua.verdict_metrics(sample.score(enabled), suffix=f" ({key})")
+            ua.verdict_metrics(sample.score(enabled), suffix=f" ({key})", compact=True)
     explore = st.radio("Explore in detail", list(samples), index=list(samples).index("palsy"),
                        format_func=SAMPLE_LABELS.get, horizontal=True, key="explore_sample")
     if samples[explore] is not scored:
@@ -76,14 +76,22 @@ ua.quality_flags(scored)
 if not scored.has_face:
     st.stop()
 
-if scored.analysis.kind == "photo":
-    st.subheader("The photo in detail")
-    ua.frame_views(scored, enabled, 0)
-else:
+
+
+@st.fragment
+def explorer() -> None:
+    """The frame scrubber, timeline and frame views: moving the scrubber reruns only this."""
+    if scored.analysis.kind == "photo":
+        st.subheader("The photo in detail")
+        ua.frame_views(scored, enabled, 0)
+        return
     st.subheader("Frame by frame")
     t = ua.frame_slider(scored, enabled, key="analyse_frame")
     st.plotly_chart(ua.timeline_figure(scored, enabled, t), key="timeline")
     ua.frame_views(scored, enabled, t)
+
+
+explorer()
 
 st.subheader("Export")
 ua.export_buttons(scored, enabled, name)

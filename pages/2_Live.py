@@ -44,7 +44,7 @@ except ValueError as exc:
 
 scorer: LiveScorer = session_scorer(loaded)
 
-controls, stream = st.columns([1, 2])
+controls, stream = st.columns([2, 3])
 with controls:
     st.subheader("Modalities")
     enabled = [m for m in scorer.modalities
@@ -79,13 +79,17 @@ def live_scores() -> None:
     if result is None:
         st.info("Start the camera to see the rolling P(palsy), verdict and frame rate.")
         return
-    top, bottom = st.columns(2), st.columns(2)  # 2 x 2: the controls column is narrow
+    # The verdict has a row of its own: "no palsy detected" never fits a quarter of a laptop
+    # screen at the metric's size.
+    st.metric("Verdict", result.verdict)
+    top, bottom = st.columns(2), st.columns(2)
     top[0].metric("Rolling P(palsy)",
                   "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
-    top[1].metric("Verdict", result.verdict)
-    bottom[0].metric("Affected side", result.side or "–")
-    bottom[1].metric("Processing rate", f"{result.fps:.1f} fps",
+    top[1].metric("Affected side", result.side or "–")
+    bottom[0].metric("Processing rate", f"{result.fps:.1f} fps",
                      help=f"this frame took {result.latency_ms:.0f} ms")
+    bottom[1].metric("Face frames", result.window_faces,
+                     help="recent frames with a face that the rolling score averages")
     if result.inconclusive:
         st.warning(f"No verdict: {result.inconclusive}. Face the camera, come closer, hold still.")
     names = ", ".join(modality(m).name for m in result.enabled)

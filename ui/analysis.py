@@ -253,9 +253,17 @@ def _pct(p: float | None) -> str:
     return "n/a" if p is None or not np.isfinite(p) else f"{100 * p:.1f}%"
 
 
-def verdict_metrics(score: SubsetScore, suffix: str = "") -> None:
-    """P(palsy), verdict and affected side as metrics (labels get ``suffix`` when given)."""
-    p, verdict, side = st.columns(3)
+def verdict_metrics(score: SubsetScore, suffix: str = "", compact: bool = False) -> None:
+    """P(palsy), verdict and affected side as metrics (labels get ``suffix`` when given).
+
+    The verdict gets the widest column (``compact``: a row of its own, for half-width columns)
+    so "no palsy detected" is never cut off on a laptop screen.
+    """
+    if compact:
+        p, side = st.columns(2)
+        verdict = st.container()
+    else:
+        p, verdict, side = st.columns([1.0, 1.6, 1.4])
     p.metric(f"P(palsy){suffix}", _pct(score.p),
              help=f"Decision threshold {_pct(score.threshold)} for these modalities.")
     verdict.metric(f"Verdict{suffix}", score.verdict)
