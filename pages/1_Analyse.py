@@ -19,6 +19,7 @@ disclaimer()
 loaded = get_model()
 if loaded is None:
     st.stop()
+ua.note_interrupted()
 
 upload_col, sample_col = st.columns([3, 1])
 with upload_col:
@@ -39,12 +40,16 @@ if try_sample:
 elif upload is not None and st.session_state.get("upload_key") != upload_key:
     # Once per file and settings: reruns (toggles, the scrubber) reuse the analysis.
     ua.analyse_upload(loaded, upload, settings, upload_key)
-ua.cancelled_notice(upload_key)
+if ua.cancelled_notice(upload_key):
+    st.stop()  # no older result under the file whose analysis was cancelled
 
 scored = ua.current_analysis(loaded)
 if scored is None:
     st.info("Upload a photo or video, or try the sample, to see the analysis here.")
     st.stop()
+if upload is None and not st.session_state.get("samples"):
+    st.caption(f"Showing your last analysis, {st.session_state.get('analysis_name', '')}: "
+               "files are not kept when you switch pages, so the uploader starts empty.")
 
 st.divider()
 st.subheader("Modalities")
@@ -62,8 +67,10 @@ if samples:
             middle = sample.analysis.n_frames // 2
             st.image(ua.overlay_face(sample, middle, landmarks=False, lines=False), width=200)
             ua.verdict_metrics(sample.score(enabled), suffix=f" ({key})", compact=True)
-    explore = st.radio("Explore in detail", list(samples), index=list(samples).index("palsy"),
-                       format_func=SAMPLE_LABELS.get, horizontal=True, key="explore_sample")
+    ua.kept("explore_sample", "palsy")
+    explore = ua.keep("explore_sample", st.radio(
+        "Explore in detail", list(samples), format_func=SAMPLE_LABELS.get, horizontal=True,
+        key="explore_sample"))
     if samples[explore] is not scored:
         ua.set_analysis(samples[explore], SAMPLE_LABELS[explore], samples)
         scored = samples[explore]

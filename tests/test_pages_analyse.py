@@ -195,3 +195,37 @@ def test_uploads_are_analysed_from_memory_and_bad_files_explained(pyfeat_dir):
     assert not bad.exception
     assert any(e.value.startswith("notes.mp4:") for e in bad.error)
     assert "analysis" not in bad.session_state
+
+
+def test_a_page_visit_keeps_settings_choices_and_says_what_is_shown(photo):
+    """Leaving Analyse for another page and coming back: the analysis settings and the sample
+    choice are as left, the last result is shown with a word on why the uploader is empty."""
+    at = AppTest.from_file("app.py", default_timeout=TIMEOUT)
+    at.session_state["analysis"] = photo
+    at.session_state["analysis_name"] = "single_face.jpg"
+    at.switch_page(ANALYSE).run()
+    assert not at.exception
+    at.slider(key="settings_fps").set_value(3.0).run()
+    at.slider(key="settings_max_frames").set_value(40).run()
+    at.switch_page(ABLATION).run()
+    assert not at.exception
+    at.switch_page(ANALYSE).run()
+    assert not at.exception
+    assert at.slider(key="settings_fps").value == 3.0
+    assert at.slider(key="settings_max_frames").value == 40
+    assert any(c.value.startswith("Showing your last analysis, single_face.jpg") for c in
+               at.caption)
+
+
+def test_an_analysis_stopped_by_leaving_the_page_is_reported_once():
+    """A page switch stops the running script, so the analysis never finishes and its "running"
+    mark stays (a Cancel click clears it first): back on Analyse, the page says so once."""
+    at = AppTest.from_file(ANALYSE, default_timeout=TIMEOUT)
+    at.session_state["analysing"] = ("file-id", Settings())
+    at.session_state["analysing_name"] = "clip.mp4"
+    at.run()
+    assert not at.exception
+    assert any("The analysis of clip.mp4 stopped when you left the page" in i.value
+               for i in at.info)
+    at.run()
+    assert not any("stopped when you left the page" in i.value for i in at.info)

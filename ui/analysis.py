@@ -65,13 +65,33 @@ def name_of(key: str) -> str:
 # --- running analyses --------------------------------------------------------------------------
 
 
+def kept(key: str, default):
+    """Seed widget ``key`` with its last value in this session, default the first time.
+
+    Streamlit forgets a widget's state when another page is shown; a copy under ``_kept_<key>``
+    survives, so settings and choices are as the user left them on coming back. Create the
+    widget without ``value``/``index`` and pass the result to ``keep``.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
+    return st.session_state[key]
+
+
+def keep(key: str, value):
+    st.session_state[f"_kept_{key}"] = value
+    return value
+
+
 def analysis_settings() -> Settings:
-    """Frame sampling for uploaded videos, chosen in an expander."""
+    """Frame sampling for uploaded videos, chosen in an expander (kept across page visits)."""
     with st.expander("Analysis settings"):
-        fps = st.slider("Frames analysed per second of video", 1.0, 15.0, 5.0, 1.0,
-                        key="settings_fps")
-        cap = st.slider("At most this many frames", 10, 300, 150, 10, key="settings_max_frames",
-                        help="Longer videos are cut here; this bounds time and memory.")
+        kept("settings_fps", 5.0)
+        fps = keep("settings_fps", st.slider("Frames analysed per second of video", 1.0, 15.0,
+                                             step=1.0, key="settings_fps"))
+        kept("settings_max_frames", 150)
+        cap = keep("settings_max_frames", st.slider(
+            "At most this many frames", 10, 300, step=10, key="settings_max_frames",
+            help="Longer videos are cut here; this bounds time and memory."))
     return Settings(sample_fps=fps, max_frames=cap)
 
 
@@ -143,6 +163,7 @@ def _cancellable(key: tuple | None) -> Iterator[None]:
     callback, which runs before the interrupting rerun.
     """
     st.session_state.pop("cancelled", None)
+    st.session_state.pop("interrupted", None)
     st.session_state["analysing"] = key
     slot = st.empty()
     slot.button("Cancel analysis", key="cancel_analysis", icon=":material/stop:",
@@ -152,21 +173,36 @@ def _cancellable(key: tuple | None) -> Iterator[None]:
     st.session_state.pop("analysing", None)
 
 
-def cancelled_notice(upload_key: tuple | None) -> None:
+def note_interrupted() -> None:
+    """Call first on the Analyse page: an analysis still marked as running was stopped by
+    leaving the page (a Cancel click clears the mark before the rerun)."""
+    if "analysing" in st.session_state:
+        key = st.session_state.pop("analysing")
+        st.session_state["interrupted"] = st.session_state.get(
+            "analysing_name", "the sample" if key is None else "the upload")
+
+
+def cancelled_notice(upload_key: tuple | None) -> bool:
     """After a cancelled analysis: say so (while the same upload and settings are chosen) and
-    offer to run it again; a cancelled sample run is mentioned once."""
+    offer to run it again; a cancelled sample run is mentioned once. After an analysis stopped
+    by a page switch: say so once. True when the current upload's analysis was cancelled: the
+    page then shows no older result under it."""
+    if name := st.session_state.pop("interrupted", None):
+        st.info(f"The analysis of {name} stopped when you left the page; nothing of it was "
+                "kept. Choose the file again to analyse it.", icon=":material/pause:")
     if "cancelled" not in st.session_state:
-        return
+        return False
     key = st.session_state["cancelled"]
     if key is not None and key != upload_key:
         st.session_state.pop("cancelled")  # another file or other settings since
-        return
+        return False
     if key is None:
         st.session_state.pop("cancelled")  # the samples: said once
     col, button = st.columns([4, 1])
     col.info("Analysis cancelled: nothing of it was kept.", icon=":material/stop:")
     if key is not None:
         button.button("Analyse again", key="analyse_again", on_click=_again)
+    return key is not None
 
 
 def _again() -> None:
@@ -182,6 +218,7 @@ def run_samples(loaded: LoadedModel) -> None:
     except (SamplesUnavailable, ValueError, OSError) as exc:
         st.error(f"The samples are unavailable: {exc}")
         return
+    st.session_state["analysing_name"] = "the sample pair"
     with _cancellable(None):
         scored = {s.key: analyse_with_progress(loaded, s.path, s.path.name, SAMPLE_SETTINGS,
                                                s.label) for s in pair}
@@ -196,6 +233,7 @@ def analyse_upload(loaded: LoadedModel, upload, settings: Settings, key: tuple |
     ``"upload_key"`` once the upload is handled (analysed, refused or cancelled), so reruns do
     not analyse it again.
     """
+    st.session_state["analysing_name"] = upload.name
     with _cancellable(key):
         try:
             scored = analyse_with_progress(loaded, upload.getvalue(), upload.name, settings,
