@@ -18,7 +18,17 @@ from .extract import file_digest
 from .manifest import ManifestError, ManifestRow, read_manifest
 from .metrics import binary_metrics
 from .pipeline import MediaAnalysis
-from .scoring import LoadedModel, ScoredMedia, report_subsets, summary, variant_name
+from .scoring import (
+    LoadedModel,
+    ScoredMedia,
+    report_subsets,
+    summary,
+    variant_label,
+    variant_name,
+)
+
+GBT = "gbt_invariant"  # transfer-check baseline: gradient-boosted tree on the invariant vectors
+LATE = "late_fusion"  # transfer-check variant: late fusion fitted on the other folds' predictions
 
 
 def _metrics_block(df: pd.DataFrame, names: Sequence[str]) -> dict:
@@ -133,3 +143,53 @@ def seen_in_training(meta: dict, paths: Iterable[Path]) -> list[Path]:
     if not known:
         return []
     return [p for p in paths if Path(p).is_file() and file_digest(Path(p)) in known]
+
+
+# --- the transfer check's tables (training writes transfer.json; these only read it) ------
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
+
+
+def variant_display(name: str) -> str:
+    if name == GBT:
+        return "Baseline: gradient-boosted tree on the invariant vectors"
+    if name == LATE:
+        return "Late fusion of the modalities' logits, fitted on the other folds"
+    return variant_label(name)
+
+
+def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Display tables (percent) for the card and the dashboard: the fused model per held-out
+    source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
+    modality alone, each leave-one-out subset, the network's own fusion and the GBT baseline)
+    pooled and per fold."""
+    variants = summary.get("variants", {})
+    per_fold = variants.get("per_fold", {})
+    real = []
+    for fold, block in per_fold.items():
+        m, t = block["fused"], summary["trained_on"][fold]
+        real.append({"held-out source": fold, "class": m["held_out_class"],
+                     "AUROC %": _pct(m["auroc"]),
+                     "held-out files right %": _pct(m["held_out_correct"]),
+                     "F1 %": _pct(m["f1"]), "held-out files": t["held_out_files"],
+                     "contrast files": t["contrast_files"], "trained on files": t["files"],
+                     "trained on subjects": t["subjects"],
+                     "real palsy files in training": t["real_palsy_files"]})
+    synthetic = []
+    for fold, m in summary.get("synthetic", {}).get("per_fold", {}).items():
+        tn, fp = m["confusion"][0]
+        synthetic.append({"held-out source": fold, "synthetic palsy": m["n_palsy"],
+                          "controls": m["n"] - m["n_palsy"], "palsy found %": _pct(m["recall"]),
+                          "controls passed %": _pct(tn / (tn + fp) if tn + fp else None),
+                          "AUROC %": _pct(m["auroc"]),
+                          "affected side correct %": _pct(m["side_accuracy"])})
+    rows = []
+    for name, m in variants.get("pooled", {}).items():
+        rows.append({"model": variant_display(name), "pooled AUROC %": _pct(m["auroc"]),
+                     "pooled F1 %": _pct(m["f1"]),
+                     "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
+                                                     for b in per_fold.values())),
+                     **{f"{f} AUROC %": _pct(b[name]["auroc"]) for f, b in per_fold.items()}})
+    return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(rows)

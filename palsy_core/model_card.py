@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .evaluate import transfer_tables
 from .scoring import load_model, variant_label
-from .transfer import transfer_tables
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
 

@@ -40,18 +40,17 @@ from threadpoolctl import threadpool_limits
 
 from .batches import FrameArrays
 from .dataset import SIDE_CODES, SampleSet
+from .evaluate import GBT, LATE
 from .fusion import fit_late_fusion, subset_key
 from .manifest import ManifestRow
 from .metrics import best_threshold, binary_metrics, file_score
 from .model import landmark_asymmetry
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia, report_subsets, variant_label, variant_name
+from .scoring import ScoredMedia, report_subsets, variant_name
 from .train import TrainConfig, fit, grouped_split, source_weights, subset_scores
 
 LEFT = SIDE_CODES["left"]
 CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
-GBT = "gbt_invariant"  # baseline column: gradient-boosted tree on the invariant vectors
-LATE = "late_fusion"  # variant column: late fusion fitted on the other folds' predictions
 EPS = 1e-6
 
 
@@ -303,53 +302,6 @@ def write_transfer(result: TransferResult, out: Path, modalities: Sequence[str])
     result.files.to_csv(out / "transfer_predictions.csv", index=False)
     result.synthetic.to_csv(out / "transfer_synthetic.csv", index=False)
     return summary
-
-
-def _pct(v: float | None) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
-
-
-def variant_display(name: str) -> str:
-    if name == GBT:
-        return "Baseline: gradient-boosted tree on the invariant vectors"
-    if name == LATE:
-        return "Late fusion of the modalities' logits, fitted on the other folds"
-    return variant_label(name)
-
-
-def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Display tables (percent) for the card and the dashboard: the fused model per held-out
-    source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
-    modality alone, each leave-one-out subset, the network's own fusion and the GBT baseline)
-    pooled and per fold."""
-    variants = summary.get("variants", {})
-    per_fold = variants.get("per_fold", {})
-    real = []
-    for fold, block in per_fold.items():
-        m, t = block["fused"], summary["trained_on"][fold]
-        real.append({"held-out source": fold, "class": m["held_out_class"],
-                     "AUROC %": _pct(m["auroc"]),
-                     "held-out files right %": _pct(m["held_out_correct"]),
-                     "F1 %": _pct(m["f1"]), "held-out files": t["held_out_files"],
-                     "contrast files": t["contrast_files"], "trained on files": t["files"],
-                     "trained on subjects": t["subjects"],
-                     "real palsy files in training": t["real_palsy_files"]})
-    synthetic = []
-    for fold, m in summary.get("synthetic", {}).get("per_fold", {}).items():
-        tn, fp = m["confusion"][0]
-        synthetic.append({"held-out source": fold, "synthetic palsy": m["n_palsy"],
-                          "controls": m["n"] - m["n_palsy"], "palsy found %": _pct(m["recall"]),
-                          "controls passed %": _pct(tn / (tn + fp) if tn + fp else None),
-                          "AUROC %": _pct(m["auroc"]),
-                          "affected side correct %": _pct(m["side_accuracy"])})
-    rows = []
-    for name, m in variants.get("pooled", {}).items():
-        rows.append({"model": variant_display(name), "pooled AUROC %": _pct(m["auroc"]),
-                     "pooled F1 %": _pct(m["f1"]),
-                     "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
-                                                     for b in per_fold.values())),
-                     **{f"{f} AUROC %": _pct(b[name]["auroc"]) for f, b in per_fold.items()}})
-    return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(rows)
 
 
 def fold_auroc(df: pd.DataFrame, name: str) -> dict[str, float]:

@@ -142,7 +142,8 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
 
 
 def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
-    from palsy_core.transfer import transfer_tables, write_transfer
+    from palsy_core.evaluate import transfer_tables
+    from palsy_core.transfer import write_transfer
 
     cv_dir = trained.with_name("m_cv")
     at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()

@@ -171,7 +171,7 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
     assert summary["variants"]["pooled"]["fused"]["f1"] == pytest.approx(
         f1_score(files["y"], (centred >= 0).astype(int)))
     # The displayed tables, recomputed from the scored rows with sklearn and pandas alone.
-    from palsy_core.transfer import transfer_tables
+    from palsy_core.evaluate import transfer_tables
 
     real, synthetic, variants = transfer_tables(summary)
     real = real.set_index("held-out source")

@@ -21,13 +21,17 @@ from plotly.colors import qualitative
 
 from palsy_core.bundle import rows_outside
 from palsy_core.curves import Curves, curves_for
-from palsy_core.evaluate import evaluate_rows, metrics_from_predictions, seen_in_training
+from palsy_core.evaluate import (
+    evaluate_rows,
+    metrics_from_predictions,
+    seen_in_training,
+    transfer_tables,
+)
 from palsy_core.extract import extract_paths
 from palsy_core.manifest import LABELS, read_manifest
 from palsy_core.pipeline import Settings
 from palsy_core.registry import MODALITIES
 from palsy_core.scoring import LoadedModel, variant_label
-from palsy_core.transfer import transfer_tables
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
