@@ -146,23 +146,49 @@ def _measures_table(features: np.ndarray) -> str:
                  ["measure", "unit", "right", "left", "|right - left|"])
 
 
-def _timeline_svg(score: SubsetScore, times: np.ndarray, width: int = 640, height: int = 160
+def _timeline_svg(score: SubsetScore, times: np.ndarray, width: int = 640, height: int = 200
                   ) -> str:
-    """P(palsy) per frame as an inline SVG polyline with the decision threshold dashed."""
+    """P(palsy) per frame as an inline SVG chart: y axis P(palsy) 0-1 with ticks, x axis time
+    in seconds with ticks, the decision threshold dashed and labelled."""
     p = score.p_frames
     ok = ~np.isnan(p)
     if ok.sum() < 2:
         return ""
-    span = float(times[-1] - times[0]) or 1.0
-    x = (times - times[0]) / span * (width - 20) + 10
-    y = (1 - p) * (height - 20) + 10
-    pts = " ".join(f"{xi:.1f},{yi:.1f}" for xi, yi, o in zip(x, y, ok, strict=True) if o)
-    ty = (1 - score.threshold) * (height - 20) + 10
-    return (f'<svg width="{width}" height="{height}" role="img" aria-label="P(palsy) per frame">'
-            f'<rect width="{width}" height="{height}" fill="#fafafa" stroke="#ccc"/>'
-            f'<line x1="10" x2="{width - 10}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" '
-            f'stroke-dasharray="4 3"/><polyline points="{pts}" fill="none" stroke="#c0392b" '
-            f'stroke-width="2"/></svg>')
+    left, right, top, bottom = 48, 12, 10, 38  # margins for the tick labels and axis titles
+    w, h = width - left - right, height - top - bottom
+    t0, t1 = float(times[0]), float(times[-1])
+    span = (t1 - t0) or 1.0
+
+    def sx(t: float) -> float:
+        return left + (t - t0) / span * w
+
+    def sy(v: float) -> float:
+        return top + (1 - v) * h
+
+    parts = [f'<svg width="{width}" height="{height}" role="img" '
+             f'aria-label="P(palsy) per frame against time" font-family="sans-serif" '
+             f'font-size="11">',
+             f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="#fafafa" '
+             f'stroke="#ccc"/>']
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{left - 4}" x2="{left}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" '
+                     f'stroke="#666"/><text x="{left - 6}" y="{sy(v) + 4:.1f}" '
+                     f'text-anchor="end">{v:.2f}</text>')
+    for t in np.linspace(t0, t1, 5):
+        parts.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top + h}" '
+                     f'y2="{top + h + 4}" stroke="#666"/><text x="{sx(t):.1f}" '
+                     f'y="{top + h + 16}" text-anchor="middle">{t:.1f}</text>')
+    parts.append(f'<text x="{left + w / 2:.1f}" y="{height - 4}" text-anchor="middle">'
+                 f'time (s)</text>')
+    parts.append(f'<text x="12" y="{top + h / 2:.1f}" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top + h / 2:.1f})">P(palsy)</text>')
+    ty = sy(score.threshold)
+    parts.append(f'<line x1="{left}" x2="{left + w}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" '
+                 f'stroke-dasharray="4 3"/><text x="{left + w - 2}" y="{ty - 3:.1f}" '
+                 f'text-anchor="end" fill="#777">threshold {score.threshold:.2f}</text>')
+    pts = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v, o in zip(times, p, ok, strict=True) if o)
+    parts.append(f'<polyline points="{pts}" fill="none" stroke="#c0392b" stroke-width="2"/>')
+    return "".join(parts) + "</svg>"
 
 
 def _figure(uri: str, caption: str) -> str:

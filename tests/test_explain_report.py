@@ -192,6 +192,15 @@ def test_html_report_is_self_contained_with_verdict_and_key_frames(video):
     assert all(im.size == (224, 224) for im in images)
     assert not re.search(r"https?://", report) and "<script" not in report
     assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', report))
+    # The per-frame chart has axes: P(palsy) ticks 0-1, time ticks over the video, the threshold.
+    svg = report[report.index("<svg"):report.index("</svg>")]
+    assert ">P(palsy)</text>" in svg and ">time (s)</text>" in svg
+    assert ">0.00</text>" in svg and ">1.00</text>" in svg
+    t = video.analysis.timestamps
+    assert f">{t[0]:.1f}</text>" in svg and f">{t[-1]:.1f}</text>" in svg
+    assert f"threshold {score.threshold:.2f}" in svg
+    points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
+    assert len(points) == int((~np.isnan(score.p_frames)).sum())
 
 
 def test_html_report_follows_the_enabled_modalities(video):
