@@ -1,7 +1,7 @@
 """palsy-fusion dashboard: ``streamlit run app.py`` (``make run``).
 
 The router: Streamlit's navigation API lists the pages (``ui.common.PAGES``) with their titles
-and icons, Home first. Each page is a thin script in ``pages/``.
+and icons, Home first. Each page is a thin script in ``views/``.
 """
 
 import streamlit as st

@@ -3,7 +3,7 @@
 Layers, lowest first: base utilities, face geometry and modalities, extraction, the model,
 inference, evaluation, training, the command line. A module may import its own layer and those
 below; an arrow that runs back up (inference importing training, say) fails here. The dashboard
-(``ui/``, ``pages/``, ``app.py``) calls the core and never the training layer, and the core never
+(``ui/``, ``views/``, ``app.py``) calls the core and never the training layer, and the core never
 imports Streamlit.
 """
 
@@ -81,7 +81,7 @@ def test_imports_never_run_back_up():
 def test_the_core_never_imports_streamlit_and_the_dashboard_never_trains():
     for path in CORE.glob("*.py"):
         assert "streamlit" not in _all_imports(path), path.name
-    dashboard = [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py")]
+    dashboard = [ROOT / "app.py", *ROOT.glob("views/*.py"), *ROOT.glob("ui/*.py")]
     assert len(dashboard) > 5
     for path in dashboard:
         assert not _core_imports(path) & TRAINING, (path.name, _core_imports(path) & TRAINING)

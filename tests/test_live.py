@@ -276,7 +276,7 @@ def live_page(model_file, monkeypatch):
     pages = []
 
     def make() -> AppTest:
-        pages.append(AppTest.from_file("pages/2_Live.py", default_timeout=120))
+        pages.append(AppTest.from_file("views/2_Live.py", default_timeout=120))
         return pages[-1]
 
     yield make

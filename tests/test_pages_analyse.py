@@ -10,8 +10,8 @@ from palsy_core.demo import SAMPLE_LABELS
 from palsy_core.pipeline import Settings, analyse_media
 from palsy_core.scoring import ScoredMedia, load_model
 
-ANALYSE = "pages/1_Analyse.py"
-ABLATION = "pages/3_Ablation.py"
+ANALYSE = "views/1_Analyse.py"
+ABLATION = "views/3_Ablation.py"
 TIMEOUT = 300
 
 

@@ -20,7 +20,7 @@ from palsy_core.scoring import ScoredMedia, load_model
 from ui.evaluation import variant_label
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_PAGE = str(ROOT / "pages" / "4_Evaluation.py")
+EVAL_PAGE = str(ROOT / "views" / "4_Evaluation.py")
 PAGES = ("1_Analyse", "2_Live", "3_Ablation", "4_Evaluation")
 DISCLAIMER = "not a diagnostic device"
 TIMEOUT = 300

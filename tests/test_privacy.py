@@ -35,7 +35,7 @@ from palsy_core.scoring import ScoredMedia, load_model
 from ui import analysis as ua
 
 ROOT = Path(__file__).resolve().parents[1]
-ANALYSE = str(ROOT / "pages" / "1_Analyse.py")
+ANALYSE = str(ROOT / "views" / "1_Analyse.py")
 TIMEOUT = 300
 
 
@@ -185,7 +185,7 @@ def _calls(tree: ast.AST, module: str, function: str) -> list[ast.Call]:
 
 def test_every_load_of_a_file_refuses_pickled_code():
     """torch.load always with weights_only=True, np.load always with allow_pickle=False."""
-    sources = [*ROOT.glob("palsy_core/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py"),
+    sources = [*ROOT.glob("palsy_core/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("views/*.py"),
                ROOT / "app.py"]
     found = 0
     for path in sources:

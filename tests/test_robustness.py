@@ -38,8 +38,8 @@ from palsy_core.model import FusionModel
 from palsy_core.pipeline import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-ANALYSE = str(ROOT / "pages" / "1_Analyse.py")
-EVALUATE = str(ROOT / "pages" / "4_Evaluation.py")
+ANALYSE = str(ROOT / "views" / "1_Analyse.py")
+EVALUATE = str(ROOT / "views" / "4_Evaluation.py")
 TIMEOUT = 300
 UNICODE_NAME = "visage_é_测试.jpg"
 VFR_PTS_MS = (0, 33, 66, 166, 183, 433, 466, 532, 565, 1065, 1098, 1131, 1171, 1191, 1224, 1374)

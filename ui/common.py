@@ -28,15 +28,15 @@ class PageInfo:
     help: str
 
 
-HOME = PageInfo("pages/0_Home.py", "Home", "Home", ":material/home:", "", "")
+HOME = PageInfo("views/0_Home.py", "Home", "Home", ":material/home:", "", "")
 PAGES = (
-    PageInfo("pages/1_Analyse.py", "Analyse", "Analyse a video or photo", ":material/movie:",
+    PageInfo("views/1_Analyse.py", "Analyse", "Analyse a video or photo", ":material/movie:",
              "Analyse", "Verdict, affected side, per-frame timeline, overlays and a report."),
-    PageInfo("pages/2_Live.py", "Live camera", "Live camera", ":material/videocam:", "Live",
+    PageInfo("views/2_Live.py", "Live camera", "Live camera", ":material/videocam:", "Live",
              "Landmarks or line segments on the webcam stream with a rolling score."),
-    PageInfo("pages/3_Ablation.py", "Modality ablation", "Modality ablation", ":material/tune:",
+    PageInfo("views/3_Ablation.py", "Modality ablation", "Modality ablation", ":material/tune:",
              "Ablation", "Switch modalities on and off, and sweep synthetic palsy severity."),
-    PageInfo("pages/4_Evaluation.py", "Evaluation", "Evaluation", ":material/analytics:",
+    PageInfo("views/4_Evaluation.py", "Evaluation", "Evaluation", ":material/analytics:",
              "Evaluation",
              "Transfer to unseen sources, cross-validated metrics, curves, and your own data."),
 )

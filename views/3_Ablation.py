@@ -34,9 +34,9 @@ if scored is None:
                      key="ablation_sample"):
         st.stop()
     ua.run_samples(loaded)
-    scored = ua.current_analysis(loaded)
-    if scored is None:
+    if ua.current_analysis(loaded) is None:
         st.stop()
+    st.rerun()  # drop the "no analysis yet" note now that there is one
 
 name = st.session_state.get("analysis_name", scored.analysis.name)
 st.caption(f"Current input: **{name}** ({scored.analysis.n_frames} frames, "
@@ -51,19 +51,24 @@ if not scored.has_face:
     st.warning("No face was found in this input, so there is nothing to ablate.")
     st.stop()
 
-weights_col, table_col = st.columns([2, 3])
+weights_col, _ = st.columns([2, 1])
 with weights_col:
     st.subheader("Fusion weights")
     st.plotly_chart(weights_figure(score.weights), key="ablation_weights")
     st.caption("With every modality on these are the learned weights; switching some off "
                "renormalises the rest.")
-with table_col:
-    st.subheader("Every modality subset on this input")
-    st.dataframe(ua.subsets_table(scored, enabled), hide_index=True, key="subsets_table",
-                 column_config={
-                     "P(palsy)": st.column_config.ProgressColumn(
-                         "P(palsy)", min_value=0.0, max_value=1.0, format="percent"),
-                     "threshold": st.column_config.NumberColumn(format="percent")})
+# Full width: the subset names are long, and the verdict and side must stay in view.
+st.subheader("Every modality subset on this input")
+st.dataframe(ua.subsets_table(scored, enabled), hide_index=True, key="subsets_table",
+             column_config={
+                 "current": st.column_config.TextColumn("", width=30),
+                 "modalities": st.column_config.TextColumn("modalities", width="medium"),
+                 "n": st.column_config.NumberColumn("n", width=40),
+                 "P(palsy)": st.column_config.ProgressColumn(
+                     "P(palsy)", min_value=0.0, max_value=1.0, format="percent"),
+                 "threshold": st.column_config.NumberColumn(format="percent"),
+                 "verdict": st.column_config.TextColumn("verdict", width="medium"),
+                 "affected side": st.column_config.TextColumn("affected side", width="small")})
 
 st.subheader("Severity sweep")
 st.markdown("Synthetic one-sided palsy of growing severity is drawn on one face of this input "
