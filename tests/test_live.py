@@ -366,7 +366,7 @@ class _Browser:
             kind = fm.WhichOneof("type")
             if kind == "navigation" and not self.page_hash:
                 self.page_hash = next(p.page_script_hash for p in fm.navigation.app_pages
-                                      if p.page_name == "Live")
+                                      if p.url_pathname == "Live")
             elif kind == "script_finished":
                 self.seen = seen
                 return seen
