@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import av
 import cv2
+import live_browser  # bench/live_browser.py, beside this script
 import numpy as np
 import torch
 
@@ -76,11 +77,12 @@ class Plan:
     live_frames: int = 150
     rescore_frames: int = 1000
     scaling_base: int = 240  # 1x length of the scaling runs (10 s at 24 fps)
+    browser_s: float = 60.0  # each Live session through the real browser
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(stage_frames=48, repeats=1, e2e_frames=120, live_frames=60, rescore_frames=1000,
-                   scaling_base=60)
+                   scaling_base=60, browser_s=10.0)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -403,6 +405,7 @@ def report(args, model: Path, loaded: LoadedModel, out: dict) -> str:
     lines += [f"### Live (`LiveScorer.process`, 640x360, {live['frames']} frames after warm-up)",
               "", f"p50 **{live['p50']:.1f} ms**, p95 **{live['p95']:.1f} ms**, "
               f"max {live['max']:.1f} ms", ""]
+    lines += _live_browser_lines(out, live)
     rs = out["rescore"]
     lines += [f"### Modality toggle re-score ({rs['frames']} frames, {rs['subsets']} subsets x 5)",
               "", f"median **{rs['median']:.2f} ms**, max {rs['max']:.2f} ms", ""]
@@ -423,6 +426,32 @@ def report(args, model: Path, loaded: LoadedModel, out: dict) -> str:
               f"(decoded 720p frames are transient; stored results do not depend on the input "
               f"resolution)."]
     return "\n".join(lines)
+
+
+def _live_browser_lines(out: dict, live: dict) -> list[str]:
+    """The Live page through Chromium, streamlit-webrtc and back (``bench/live_browser.py``)."""
+    head = ["### Live, real browser (Chromium, fake camera 640x360 at "
+            f"{live_browser.CAMERA_FPS} fps, through the Live page)", ""]
+    if "live_browser" not in out:
+        return [*head, f"Skipped: {out.get('live_browser_skipped')}.", ""]
+    in_process = 1000.0 / live["p50"]
+    lines = [*head,
+             "| machine | shown frames/s | lag p50 ms | lag p95 ms | first score s | page's "
+             "\"Processing rate\" | shown / in-process rate |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in out["live_browser"]:
+        label = "one core busy (another process)" if r["busy_core"] else "idle"
+        lines.append(f"| {label} | **{r['shown_fps']:.1f}** | {r['lag_p50_ms']:.0f} | "
+                     f"{r['lag_p95_ms']:.0f} | {r['first_score_s']:.1f} | "
+                     f"{r['page_metric_fps']:.1f} fps | {r['shown_fps'] / in_process:.2f} |")
+    lines += ["", f"Shown frames/s: distinct camera frames the page showed per second over "
+              f"{out['live_browser'][0]['seconds']:.0f} s (a counter drawn into the camera's "
+              "frames, read back from the returned video). Lag: how many camera frames behind "
+              "the shown one was when it was shown (a second capture of the same camera, read in "
+              "the page). The in-process rate is 1 / the p50 of `LiveScorer.process` above "
+              f"({in_process:.1f} frames/s); the page's \"Processing rate\" is the scorer's own "
+              "1 / latency, not frames shown.", ""]
+    return lines
 
 
 def write_results(text: str) -> None:
@@ -475,6 +504,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "ratio": out["e2e"]["640x360"]["total_s"] / (landmarks_s + model_s)}
         print("live ...", flush=True)
         out["live"] = live_latency(src, loaded, plan.live_frames)
+        why = live_browser.available()
+        if why is None:
+            print("live, real browser (2 x 60 s) ...", flush=True)
+            out["live_browser"] = [live_browser.measure(model, plan.browser_s, busy)
+                                   for busy in (False, True)]
+        else:
+            out["live_browser_skipped"] = why
         print("re-score ...", flush=True)
         out["rescore"] = rescore(analysis, loaded, plan.rescore_frames)
         for r in out["e2e"].values():
