@@ -17,7 +17,7 @@ import shipped
 
 # MediaPipe's and torch's CPU kernels may round differently on another processor; a real change
 # in what the model sees moves these numbers by far more.
-P_TOL = 2e-3
+P_TOL = 5e-3
 
 
 @pytest.fixture(scope="module")
