@@ -449,8 +449,8 @@ def _live_browser_lines(out: dict, live: dict) -> list[str]:
               "frames, read back from the returned video). Lag: how many camera frames behind "
               "the shown one was when it was shown (a second capture of the same camera, read in "
               "the page). The in-process rate is 1 / the p50 of `LiveScorer.process` above "
-              f"({in_process:.1f} frames/s); the page's \"Processing rate\" is the scorer's own "
-              "1 / latency, not frames shown.", ""]
+              f"({in_process:.1f} frames/s); the page's \"Processing rate\" is how many frames "
+              "the scorer was given and scored per second in the stream (wall clock).", ""]
     return lines
 
 

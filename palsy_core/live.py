@@ -35,6 +35,7 @@ Overlay = Literal["lines", "landmarks", "none"]
 OVERLAYS: tuple[str, ...] = ("lines", "landmarks", "none")
 # Weight of the newest frame in the latency average: about the last 10 frames dominate.
 LATENCY_EMA = 0.2
+RATE_WINDOW = 30  # frames over which the scoring rate is measured (wall clock)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class LiveResult:
     p_left_rolling: float | None  # P(affected side = subject's left) over the same frames
     threshold: float  # decision threshold of the enabled modality subset
     enabled: tuple[str, ...]
-    fps: float  # processing rate from the latency average (what the scorer can sustain)
+    # Frames scored per second over the last RATE_WINDOW frames, by the wall clock: what the
+    # stream actually gets, waits between frames included (1 / latency before two frames).
+    fps: float
     latency_ms: float  # this frame's processing time
     flags: tuple[str, ...]  # this frame's quality flags ("no_face", "pose", "blur", ...)
     window_faces: int  # frames with a face in the window
@@ -113,6 +116,7 @@ class LiveScorer:
             raise
         self._encoder = ParallelEncoder(loaded.model, threads_each=torch_threads)
         self._latency_ema: float | None = None
+        self._finished: deque[float] = deque(maxlen=RATE_WINDOW)  # when frames were done
         self._latest: LiveResult | None = None
         self._count = 0
         self._start = time.monotonic()
@@ -222,6 +226,9 @@ class LiveScorer:
         ema = self._latency_ema
         ema = latency if ema is None else LATENCY_EMA * latency + (1 - LATENCY_EMA) * ema
         self._latency_ema = ema
+        self._finished.append(time.monotonic())
+        span = self._finished[-1] - self._finished[0]
+        rate = (len(self._finished) - 1) / span if span > 0 else 1.0 / max(ema, 1e-6)
         p_win = np.array([entry[0] for entry in self._window], dtype=np.float64)
         left_win = np.array([entry[1] for entry in self._window], dtype=np.float64)
         flags = [entry[2] for entry in self._window]
@@ -230,7 +237,7 @@ class LiveScorer:
             p_rolling=_optional(file_score(p_win, flags)),
             p_left_rolling=_optional(file_score(left_win, flags)),
             threshold=self.loaded.threshold(enabled), enabled=enabled,
-            fps=1.0 / max(ema, 1e-6), latency_ms=1000.0 * latency,
+            fps=rate, latency_ms=1000.0 * latency,
             flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))),
             inconclusive=inconclusive_reason([f for f, p in zip(flags, p_win, strict=True)
                                               if not np.isnan(p)]))
@@ -250,6 +257,7 @@ class LiveScorer:
         with self._lock:
             self._window.clear()
             self._latency_ema = None
+            self._finished.clear()
             self._latest = None
 
     def close(self) -> None:

@@ -87,7 +87,8 @@ def live_scores() -> None:
                   "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
     top[1].metric("Affected side", result.side or "–")
     bottom[0].metric("Processing rate", f"{result.fps:.1f} fps",
-                     help=f"this frame took {result.latency_ms:.0f} ms")
+                     help=f"frames scored per second over the last frames (wall clock); this "
+                          f"frame took {result.latency_ms:.0f} ms to score")
     bottom[1].metric("Face frames", result.window_faces,
                      help="recent frames with a face that the rolling score averages")
     if result.inconclusive:
