@@ -50,6 +50,44 @@ BITS = 8
 BLOCK = 24  # px per counter block, large enough to survive the stream's VP8 coding
 SOURCE = "WolfgangLanger_Pexels.mp4"
 
+# Runs before any page script in every frame: keeps each RTCPeerConnection the component makes,
+# so the bench can read WebRTC's own statistics (sent and received frame rates, and why the
+# browser's encoder limits its quality: "cpu", "bandwidth" or "none").
+INIT_SCRIPT = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+
+STATS_SCRIPT = """
+async () => {
+  const out = {};
+  for (const pc of window.__pcs || []) {
+    const stats = await pc.getStats();
+    stats.forEach(r => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        out.sent_fps = r.framesPerSecond; out.sent_width = r.frameWidth;
+        out.quality_limit = r.qualityLimitationReason;
+        out.quality_limit_s = r.qualityLimitationDurations;
+      }
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        out.received_fps = r.framesPerSecond; out.received_width = r.frameWidth;
+        out.frames_dropped = r.framesDropped;
+      }
+    });
+  }
+  return out;
+}
+"""
+
 # Runs in the webrtc component's iframe once the stream plays: samples [t_ms, shown, camera].
 PAGE_SCRIPT = """
 async ([bits, block, w, h]) => {
@@ -135,7 +173,9 @@ def measure(model: Path | None, seconds: float, loaded_core: bool) -> dict:
               sync_playwright() as pw):
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                          args=[*CHROMIUM_ARGS, *fake_camera_args(y4m)])
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_init_script(INIT_SCRIPT)
+            page = context.new_page()
             page.goto(f"{base}/Live")
             frame = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
             start = frame.get_by_role("button", name="Start")
@@ -150,11 +190,12 @@ def measure(model: Path | None, seconds: float, loaded_core: bool) -> dict:
             iframe.evaluate(PAGE_SCRIPT, [BITS, BLOCK, *CAMERA_SIZE])
             time.sleep(seconds)  # the measurement window itself (a benchmark, not a test)
             samples = iframe.evaluate("window.__samples")
+            webrtc = iframe.evaluate(STATS_SCRIPT)
             rate = page.get_by_test_id("stMetric").filter(has_text="Processing rate")
             metric = rate.get_by_test_id("stMetricValue").inner_text()
             browser.close()
     out = summarise(samples, seconds)
-    out.update({"first_score_s": first_score_s, "seconds": seconds,
+    out.update({"first_score_s": first_score_s, "seconds": seconds, "webrtc": webrtc,
                 "page_metric_fps": float(metric.split()[0]), "busy_core": loaded_core})
     return out
 

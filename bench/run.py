@@ -437,13 +437,17 @@ def _live_browser_lines(out: dict, live: dict) -> list[str]:
     in_process = 1000.0 / live["p50"]
     lines = [*head,
              "| machine | shown frames/s | lag p50 ms | lag p95 ms | first score s | page's "
-             "\"Processing rate\" | shown / in-process rate |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "\"Processing rate\" | shown / in-process rate | WebRTC sent / received fps "
+             "(browser's limit) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in out["live_browser"]:
         label = "one core busy (another process)" if r["busy_core"] else "idle"
+        w = r.get("webrtc", {})
         lines.append(f"| {label} | **{r['shown_fps']:.1f}** | {r['lag_p50_ms']:.0f} | "
                      f"{r['lag_p95_ms']:.0f} | {r['first_score_s']:.1f} | "
-                     f"{r['page_metric_fps']:.1f} fps | {r['shown_fps'] / in_process:.2f} |")
+                     f"{r['page_metric_fps']:.1f} fps | {r['shown_fps'] / in_process:.2f} | "
+                     f"{w.get('sent_fps', '?')} / {w.get('received_fps', '?')} "
+                     f"({w.get('quality_limit', '?')}) |")
     lines += ["", f"Shown frames/s: distinct camera frames the page showed per second over "
               f"{out['live_browser'][0]['seconds']:.0f} s (a counter drawn into the camera's "
               "frames, read back from the returned video). Lag: how many camera frames behind "
