@@ -114,7 +114,6 @@ def evaluate_rows(
     return pd.DataFrame.from_records(records), names
 
 
-
 @lru_cache(maxsize=4)
 def _manifest_digests(manifest: str, _mtime: float) -> frozenset[str]:
     rows = read_manifest(manifest, check_files=False)
