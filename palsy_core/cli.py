@@ -155,10 +155,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     report = _extract_rows(rows, settings_from_args(args), args.cache)
     df, names = evaluate_rows(rows, report.results, report.errors, loaded)
-    seen = seen_in_training(loaded.meta, [r.path for r in rows])
-    metrics = write_artifacts(df, names, Path(args.out), {
-        "model": str(args.model),
-        "seen_in_training": [r.rel for r in rows if r.path in set(seen)]})
+    seen = seen_in_training(loaded.meta, rows)
+    metrics = write_artifacts(df, names, Path(args.out),
+                              {"model": str(args.model), "seen_in_training": seen})
     if seen:
         print(f"warning: {len(seen)} of these {len(rows)} files were in the model's training "
               "data; metrics on them measure memory, not screening", file=sys.stderr)

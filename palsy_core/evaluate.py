@@ -135,13 +135,13 @@ def training_digests(meta: dict) -> frozenset[str]:
         return frozenset()
 
 
-def seen_in_training(meta: dict, paths: Iterable[Path]) -> list[Path]:
-    """The files among ``paths`` (by content) that the model was trained on: metrics on them
-    measure memory, not screening."""
+def seen_in_training(meta: dict, rows: Iterable[ManifestRow]) -> list[str]:
+    """The manifest paths (``rel``) of the rows whose file the model was trained on, by
+    content: metrics on them measure memory, not screening."""
     known = training_digests(meta)
     if not known:
         return []
-    return [p for p in paths if Path(p).is_file() and file_digest(Path(p)) in known]
+    return [r.rel for r in rows if r.path.is_file() and file_digest(r.path) in known]
 
 
 # --- the transfer check's tables (training writes transfer.json; these only read it) ------

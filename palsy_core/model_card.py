@@ -229,7 +229,7 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "",
         f"## Subject-grouped cross-validation ({cv.get('cv')}), inside the collection",
         "Out-of-fold predictions on real files only; each fold trains on the other subjects "
-        "(late fusion and threshold from its own validation split). This check shares sources "
+        "(threshold from its own validation split). This check shares sources "
         "between training and test, so it flatters style-bound cues; it is kept beside the "
         "transfer check, not used to choose. A video's score is the mean P(palsy) over its "
         "good-quality face frames. Numbers in percent. \"<modality> only\" rows are the fused "

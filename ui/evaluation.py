@@ -112,11 +112,11 @@ def evaluate_manifest(
     report = extract_paths(todo, settings, cache_dir, progress=False, on_done=step)
     errors = {**refused, **report.errors}
     df, names = evaluate_rows(rows, report.results, errors, loaded)
-    seen = set(seen_in_training(loaded.meta, [r.path for r in rows if r.path not in errors]))
     return EvaluationResult(title or f"`{manifest.name}`", metrics_from_predictions(df, names),
                             df, names,
                             {r.rel: errors[r.path] for r in rows if r.path in errors},
-                            [r.rel for r in rows if r.path in seen])
+                            seen_in_training(loaded.meta,
+                                             [r for r in rows if r.path not in errors]))
 
 
 def metrics_table(block: dict, names: list[str]) -> pd.DataFrame:
