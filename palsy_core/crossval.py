@@ -127,11 +127,12 @@ def cross_validate(
                                 "frames": 0 if res is None else res.n_frames, "face_frames": 0})
                 continue
             face = np.flatnonzero(res.has_face)
-            flags = [res.flags[t] for t in face]
+            scored = ScoredMedia(trained.loaded(), res)
+            flags = [scored.frame_flags[t] for t in face]  # the model's own flags included
             rec = {"path": row.rel, "subject": row.subject, "source": row.source,
                    "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
-                   "frames": res.n_frames, "face_frames": len(face)}
-            scored = ScoredMedia(trained.loaded(), res)
+                   "frames": res.n_frames, "face_frames": len(face),
+                   "reason": scored.score().inconclusive}
             for subset in subsets:
                 out = scored.score(subset)
                 rec[f"p_{out.name}"] = out.p

@@ -167,13 +167,18 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     variants = summary.get("variants", {})
     per_fold = variants.get("per_fold", {})
     real = []
+    unsure = summary.get("inconclusive", {})
     for fold, block in per_fold.items():
         m, t = block["fused"], summary["trained_on"][fold]
+        u = unsure.get(fold, {})
         real.append({"held-out source": fold, "class": m["held_out_class"],
                      "AUROC %": _pct(m["auroc"]),
                      "held-out files right %": _pct(m["held_out_correct"]),
                      "F1 %": _pct(m["f1"]), "held-out files": t["held_out_files"],
-                     "contrast files": t["contrast_files"], "trained on files": t["files"],
+                     "contrast files": t["contrast_files"],
+                     "inconclusive (held-out / contrast)":
+                         f"{u.get('held_out', 0)} / {u.get('contrast', 0)}",
+                     "trained on files": t["files"],
                      "trained on subjects": t["subjects"],
                      "real palsy files in training": t["real_palsy_files"]})
     synthetic = []

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import cv2
@@ -26,6 +26,7 @@ from .batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
 from .metrics import decision, file_score, inconclusive_reason
+from .novelty import UNFAMILIAR
 from .pipeline import FrameResult, Settings, analyse_frame
 from .scoring import LoadedModel, ParallelEncoder, mirror_averaged, torch_threads
 
@@ -192,7 +193,11 @@ class LiveScorer:
             if timestamp_s is None:
                 timestamp_s = time.monotonic() - self._start
             frame = analyse_frame(rgb, self.detector, self.settings, self._count, timestamp_s)
-            p, p_left = self._score(frame, enabled) if frame.has_face else (None, None)
+            p = p_left = None
+            if frame.has_face:
+                p, p_left, unfamiliar = self._score(frame, enabled)
+                if unfamiliar:
+                    frame = replace(frame, flags=(*frame.flags, UNFAMILIAR))
             image = self._draw_overlay(rgb, frame, overlay)
             latency = time.perf_counter() - started
             with self._lock:
@@ -204,8 +209,9 @@ class LiveScorer:
             self._count += 1
             return _banner(image, result), result
 
-    def _score(self, frame: FrameResult, enabled: tuple[str, ...]) -> tuple[float, float]:
-        """P(palsy) and P(left) of one face frame, encoding only the enabled modalities.
+    def _score(self, frame: FrameResult, enabled: tuple[str, ...]) -> tuple[float, float, bool]:
+        """P(palsy), P(left) and whether the face is unlike the model's training faces, for one
+        face frame, encoding only the enabled modalities.
 
         The frame and its mirror image are encoded as one batch of two and scored exactly as an
         uploaded file's frames are (``scoring.mirror_averaged``).
@@ -218,7 +224,7 @@ class LiveScorer:
         mirror = {m: e[1:] for m, e in emb.items()}
         with torch_threads(self.torch_threads):
             p, left, _ = mirror_averaged(self.loaded, own, mirror, enabled)
-        return float(p[0]), float(left[0])
+        return float(p[0]), float(left[0]), bool(self.loaded.unfamiliar(arrays)[0])
 
     def _result(self, frame: FrameResult, p: float | None, enabled: tuple[str, ...],
                 latency: float) -> LiveResult:

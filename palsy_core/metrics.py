@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 # Frames with these flags are scored but do not decide a video's verdict when better frames exist;
 # when no better frame exists, the verdict is "inconclusive" with the reason.
-UNRELIABLE_FLAGS = frozenset({"large_yaw", "large_pitch", "blur", "small_face"})
+UNRELIABLE_FLAGS = frozenset({"large_yaw", "large_pitch", "blur", "small_face", "unfamiliar"})
 # What each quality flag means, in words a user reads (the one vocabulary for every output).
 FLAG_NAMES = {
     "no_face": "no face found",
@@ -16,6 +16,7 @@ FLAG_NAMES = {
     "large_pitch": "head tilted too far up or down",
     "small_face": "face too small",
     "blur": "blurred face",
+    "unfamiliar": "face unlike any the model was trained on",
 }
 INCONCLUSIVE = "inconclusive"
 
@@ -23,14 +24,26 @@ INCONCLUSIVE = "inconclusive"
 def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
     """Why no verdict can be given for these face frames' flags, or None when one can.
 
-    A verdict needs at least one face frame without an unreliable flag (turned, tilted, small or
-    blurred faces): asymmetry measured on such a frame says more about the pose or the camera
-    than about the face.
+    A verdict needs at least one face frame without an unreliable flag (turned, tilted, small,
+    blurred or unfamiliar faces): asymmetry measured on such a frame says more about the pose,
+    the camera or the model's limits than about the face.
     """
     if not flags or any(not (set(f) & UNRELIABLE_FLAGS) for f in flags):
         return None
     seen = sorted({x for f in flags for x in f if x in UNRELIABLE_FLAGS})
     return "every face frame is unreliable: " + ", ".join(FLAG_NAMES[x] for x in seen)
+
+
+def retake_hint(reason: str) -> str:
+    """What a user can do about an inconclusive ``reason`` (from ``inconclusive_reason``)."""
+    hints = []
+    if any(FLAG_NAMES[f] in reason for f in UNRELIABLE_FLAGS - {"unfamiliar"}):
+        hints.append("retake the photo or video facing the camera, closer and in focus")
+    if FLAG_NAMES["unfamiliar"] in reason:
+        hints.append("the face is unlike any the model was trained on (its photo style, an "
+                     "occlusion or its landmarks), so its score cannot be trusted: a clinician "
+                     "has to judge it")
+    return "; ".join(hints) + "." if hints else ""
 
 
 def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:

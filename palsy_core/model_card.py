@@ -152,7 +152,10 @@ def transfer_section(transfer: dict) -> list[str]:
              "computed within each fold (one model scores both classes); pooled numbers centre "
              "each fold's scores on that fold's own threshold. \"Held-out files right\" is the "
              "share of the held-out source's files (one class) on the right side of the "
-             "threshold. Numbers in percent; the scored rows are in "
+             "threshold. Files whose verdict is inconclusive (every face frame turned, "
+             "blurred, too small, or unlike the fold model's training faces: "
+             "`palsy_core/novelty.py`) are left out of every variant's metrics and counted in "
+             "the table. Numbers in percent; the scored rows are in "
              "`transfer_predictions.csv` and `transfer_synthetic.csv` next to `transfer.json`.",
              ""]
     if len(real):
@@ -252,6 +255,10 @@ def render(model_path: Path, cv_dir: Path) -> str:
         parts[at:at] = [*transfer_section(json.loads(transfer.read_text())), ""]
     if cv.get("no_face"):
         parts += ["", f"Files with no face found (not scored): {', '.join(cv['no_face'])}."]
+    if cv.get("inconclusive"):
+        parts += ["", f"{len(cv['inconclusive'])} files got an inconclusive verdict in "
+                  "cross-validation and are left out of its metrics (listed under "
+                  "`inconclusive` in `models/default_cv/metrics.json`)."]
     notes = model_path.parent / "card_notes.md"
     if notes.is_file():
         parts += ["", notes.read_text(encoding="utf-8").strip()]

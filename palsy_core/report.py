@@ -22,7 +22,7 @@ from . import __version__
 from .alignment import align
 from .explain import grad_cam, overlay_heatmap
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import FLAG_NAMES, UNRELIABLE_FLAGS
+from .metrics import FLAG_NAMES, UNRELIABLE_FLAGS, retake_hint
 from .registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
 from .scoring import ScoredMedia, SubsetScore
 
@@ -102,7 +102,7 @@ def frame_table(scored: ScoredMedia, enabled: Sequence[str]) -> pd.DataFrame:
         "timestamp_s": a.timestamps,
         "has_face": a.has_face,
         "n_faces": a.n_faces,
-        "quality_flags": [";".join(f) for f in a.flags],
+        "quality_flags": [";".join(f) for f in scored.frame_flags],
         "yaw_deg": a.pose[:, 0], "pitch_deg": a.pose[:, 1], "roll_deg": a.pose[:, 2],
         "p_fused": full.p_frames,
     })
@@ -202,7 +202,7 @@ def _key_frame(scored: ScoredMedia, score: SubsetScore, t: int, enabled: Sequenc
                _figure(png_data_uri(a.lines[t]), "line-segment image")]
     figures += [_figure(png_data_uri(cam_overlay(scored, t, m, enabled)),
                         f"Grad-CAM: {modality(m).name}") for m in image_modalities(scored, enabled)]
-    flags = ", ".join(FLAG_NAMES.get(f, f) for f in a.flags[t]) or "none"
+    flags = ", ".join(FLAG_NAMES.get(f, f) for f in scored.frame_flags[t]) or "none"
     return (f"<section class='frame'><h3>Frame {t} at {a.timestamps[t]:.2f} s: P(palsy) "
             f"{_pct(score.p_frames[t])}</h3><p>Quality flags: {html.escape(flags)}</p>"
             f"<div class='figs'>{''.join(figures)}</div>{_measures_table(a.features[t])}</section>")
@@ -224,7 +224,7 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     score = scored.score(enabled)
     names = {m: modality(m).name for m in scored.modalities}
     quality: dict[str, int] = {}
-    for fl in a.flags:
+    for fl in scored.frame_flags:
         for f in fl:
             quality[f] = quality.get(f, 0) + 1
     side = "n/a" if score.side is None else f"subject's {score.side}"
@@ -239,20 +239,24 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     ]
     per_modality = [[html.escape(names[m]), _pct(score.weights.get(m)),
                      _pct(scored.score((m,)).p)] for m in scored.modalities]
-    good = a.has_face & np.array([not set(f) & UNRELIABLE_FLAGS for f in a.flags], dtype=bool)
+    good = a.has_face & np.array([not set(f) & UNRELIABLE_FLAGS for f in scored.frame_flags],
+                                 dtype=bool)
     rows = a.features[good if good.any() else a.has_face]
     measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
                 f"{_measures_table(np.median(rows, axis=0))}" if len(rows) else "")
     frames = "".join(_key_frame(scored, score, t, enabled)
-                     for t in key_frames(score, a.flags))
+                     for t in key_frames(score, scored.frame_flags))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    no_verdict = (f"<p>No verdict: {html.escape(score.inconclusive)}. "
+                  f"{html.escape(retake_hint(score.inconclusive))}</p>"
+                  if score.inconclusive else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="disclaimer"><strong>{html.escape(DISCLAIMER)}</strong></p>
 <p class="verdict">{html.escape(score.verdict.capitalize())}: P(palsy) {_pct(score.p)}</p>
-{f'<p>No verdict: {html.escape(score.inconclusive)}.</p>' if score.inconclusive else ''}
+{no_verdict}
 {_rows(summary)}
 <h2>Per modality</h2>
 {_rows(per_modality, ["modality", "fusion weight", "P(palsy) alone"])}

@@ -23,6 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .fusion import all_subsets, subset_key
 from .metrics import decision, file_score, inconclusive_reason
 from .model import FusionModel
+from .novelty import UNFAMILIAR, Novelty
 from .pipeline import MediaAnalysis
 from .registry import FRAME_FEATURES, MODALITIES
 
@@ -100,10 +101,17 @@ class LoadedModel:
     normaliser: Normaliser
     thresholds: dict[str, float]
     meta: dict
+    novelty: Novelty | None = None  # None for checkpoints saved before the check existed
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.model.config.modalities
+
+    def unfamiliar(self, arrays: FrameArrays) -> np.ndarray:
+        """(N,) True where a frame is unlike the model's training faces (``novelty``)."""
+        if self.novelty is None or not len(arrays):
+            return np.zeros(len(arrays), dtype=bool)
+        return self.novelty.unfamiliar(arrays)
 
     def fusion_weights(self) -> dict[str, float]:
         """The learned fusion weights with every modality on (softmax of the fusion logits)."""
@@ -132,7 +140,12 @@ def load_model(path: str | Path) -> LoadedModel:
         raise CheckpointError(f"{path}: trained on {n} expression features, but this version "
                               f"computes {len(FRAME_FEATURES)}; retrain it with this version "
                               "(make train)")
-    return LoadedModel(model, normaliser, thresholds, meta)
+    try:
+        novelty = Novelty.from_dict(meta["novelty"]) if meta.get("novelty") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its novelty check is unreadable "
+                              f"({type(exc).__name__}: {exc})") from exc
+    return LoadedModel(model, normaliser, thresholds, meta, novelty)
 
 
 def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
@@ -282,7 +295,13 @@ class ScoredMedia:
 
         self.embeddings = encode_batches(loaded.model, batches(False), self.modalities)
         self.mirror_embeddings = encode_batches(loaded.model, batches(True), self.modalities)
-        self._flags = [analysis.flags[t] for t in self.face_idx]
+        # The file's quality flags plus the model's own: frames unlike its training faces.
+        self.frame_flags: list[tuple[str, ...]] = list(analysis.flags)
+        if self.has_face and loaded.novelty is not None:
+            odd = loaded.unfamiliar(frame_arrays(analysis, size, rows)[0])
+            for t in rows[odd]:
+                self.frame_flags[t] = (*self.frame_flags[t], UNFAMILIAR)
+        self._flags = [self.frame_flags[t] for t in self.face_idx]
         self._logits: dict[str, np.ndarray] = {}
 
     @property
@@ -331,7 +350,7 @@ def summary(scored: ScoredMedia, subsets: Sequence[Sequence[str]]) -> dict:
     """The per-file record used by ``predict`` and ``evaluate`` (JSON-serialisable)."""
     a = scored.analysis
     quality: dict[str, int] = {}
-    for fl in a.flags:
+    for fl in scored.frame_flags:
         for f in fl:
             quality[f] = quality.get(f, 0) + 1
     full = scored.score()

@@ -23,6 +23,7 @@ from .dataset import SampleSet
 from .fusion import all_subsets, subset_key
 from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
+from .novelty import MIN_FRAMES, Novelty
 from .registry import DEFAULT_MODALITIES
 from .scoring import LoadedModel, network_scores
 
@@ -64,15 +65,18 @@ class Trained:
     thresholds: dict[str, float]  # subset key -> decision threshold (chosen on validation)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    novelty: Novelty | None = None  # fitted on the real training frames
 
     def meta(self, extra: dict | None = None) -> dict:
         return {"normaliser": self.normaliser.to_dict(), "thresholds": self.thresholds,
                 "threshold": self.thresholds[subset_key(self.model.config.modalities)],
+                "novelty": self.novelty.to_dict() if self.novelty else None,
                 "history": self.history, "train_seconds": self.seconds, **(extra or {})}
 
     def loaded(self) -> LoadedModel:
         """The same model as the scoring code sees a checkpoint."""
-        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta())
+        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta(),
+                           self.novelty)
 
 
 def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: int
@@ -255,7 +259,9 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
             thresholds[key] = best_threshold(yf, np.array([p[units == i].mean() for i in ids]))
     else:
         thresholds = {subset_key(s): 0.5 for s in subsets}
-    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start)
+    real = data.arrays.take(np.flatnonzero(~data.synthetic))
+    novelty = Novelty.fit(real) if len(real) >= MIN_FRAMES else None
+    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start, novelty)
 
 
 def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,

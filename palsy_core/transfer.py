@@ -33,18 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from .batches import FrameArrays
 from .dataset import SIDE_CODES, SampleSet
 from .evaluate import GBT, LATE
 from .fusion import fit_late_fusion, subset_key
 from .manifest import ManifestRow
 from .metrics import best_threshold, binary_metrics, file_score
-from .model import landmark_asymmetry
+from .novelty import invariant_vectors
 from .pipeline import MediaAnalysis
 from .scoring import ScoredMedia, report_subsets, variant_name
 from .train import TrainConfig, fit, grouped_split, source_weights, subset_scores
@@ -105,14 +103,6 @@ def transfer_folds(rows: Sequence[ManifestRow], groups: Sequence[Sequence[str]] 
         held = np.isin(subj, subj[test | contrast])
         folds.append(TransferFold(name, g, test, contrast & ~test, ~held))
     return folds
-
-
-def invariant_vectors(arrays: FrameArrays) -> np.ndarray:
-    """(N, D) per-frame concatenation of the mirror-invariant views: expression features,
-    face-network and blendshape asymmetry, and the landmarks' in-plane mirror asymmetry."""
-    lm = landmark_asymmetry(torch.from_numpy(np.nan_to_num(arrays.landmarks)))[..., :2]
-    return np.nan_to_num(np.hstack([arrays.features, arrays.face_asym, arrays.blendshapes,
-                                    lm.flatten(1).numpy()])).astype(np.float32)
 
 
 def _gbt(data: SampleSet, config: TrainConfig, seed: int
@@ -199,11 +189,11 @@ def leave_one_source_out(
             rows_arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
             with threadpool_limits(1, user_api="openmp"):
                 p_frames = gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1]
-            p_gbt = file_score(p_frames, [res.flags[t] for t in face])
+            p_gbt = file_score(p_frames, [scored.frame_flags[t] for t in face])
             rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
                    "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
                    "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),
-                   "p_left": scored.score().p_left,
+                   "p_left": scored.score().p_left, "reason": scored.score().inconclusive,
                    f"p_{GBT}": p_gbt, f"thr_{GBT}": gbt_threshold}
             for subset in report_subsets(keys):
                 out = scored.score(subset)
@@ -271,6 +261,14 @@ def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
                  "protocol": {"contrast_fraction": CONTRAST_FRACTION}}
     df = result.files
     if len(df):
+        # Inconclusive files (every face frame turned, blurred, small or unlike the fold model's
+        # training faces) get no verdict: left out of every variant's metrics, counted here.
+        unsure = df["reason"].fillna("").astype(str).ne("") if "reason" in df else df["y"].lt(0)
+        out["inconclusive"] = {
+            f: {"held_out": int((unsure & part["role"].eq("held-out source")).sum()),
+                "contrast": int((unsure & part["role"].eq("contrast")).sum())}
+            for f, part in df.groupby("fold", sort=False)}
+        df = df[~unsure]
         names = [n for n, _ in _variants(modalities)] + [LATE, GBT]
         out["variants"] = {
             "pooled": {n: binary_metrics(*_centred(df, n), 0.0) for n in names},

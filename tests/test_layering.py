@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("face", frozenset({"landmarks", "alignment", "features", "line_segments", "synth",
                         "face_net", "blendshapes"})),
     ("extraction", frozenset({"pipeline", "extract"})),
-    ("model", frozenset({"batches", "model", "fusion", "checkpoint"})),
+    ("model", frozenset({"batches", "model", "fusion", "checkpoint", "novelty"})),
     ("inference", frozenset({"scoring", "live", "explain", "demo", "report"})),
     ("evaluation", frozenset({"evaluate", "model_card"})),
     ("training", frozenset({"dataset", "train", "crossval", "transfer"})),

@@ -34,6 +34,7 @@ from plotly.colors import qualitative
 from palsy_core.demo import SAMPLE_LABELS, SweepResult, samples
 from palsy_core.extract import frame_cap_reached
 from palsy_core.media import MediaError, media_kind, probe_video
+from palsy_core.metrics import retake_hint
 from palsy_core.pipeline import FrameResult, Settings, analyse_media
 from palsy_core.registry import modality
 from palsy_core.report import (
@@ -55,7 +56,8 @@ SAMPLE_SETTINGS = Settings(sample_fps=5.0, max_frames=30)
 CAM_CACHE_ENTRIES = 32
 COLOURS = qualitative.Plotly
 MIN_VIDEO_FRAMES = 3  # fewer sampled frames than this: the clip is called short
-PROBLEM_FLAGS = ("no_face", "large_yaw", "large_pitch", "multiple_faces", "small_face", "blur")
+PROBLEM_FLAGS = ("no_face", "large_yaw", "large_pitch", "multiple_faces", "small_face", "blur",
+                 "unfamiliar")
 
 
 def name_of(key: str) -> str:
@@ -309,14 +311,13 @@ def verdict_metrics(score: SubsetScore, suffix: str = "", compact: bool = False)
                 help=f"P(subject's left) {_pct(score.p_left)}")
     if score.inconclusive:
         st.warning(f"No verdict{suffix}: {score.inconclusive}. P(palsy) is shown for reference "
-                   "only; retake the photo or video facing the camera, closer and in focus.",
-                   icon=":material/help:")
+                   f"only; {retake_hint(score.inconclusive)}", icon=":material/help:")
 
 
 def quality_flags(scored: ScoredMedia) -> None:
     """How many frames lacked a face or were unreliable, and why."""
     a = scored.analysis
-    counts = {f: sum(f in fl for fl in a.flags) for f in PROBLEM_FLAGS}
+    counts = {f: sum(f in fl for fl in scored.frame_flags) for f in PROBLEM_FLAGS}
     if a.kind == "photo":
         problems = [FLAG_NAMES[f] for f, n in counts.items() if n]
         if problems:
@@ -398,7 +399,7 @@ def frame_slider(scored: ScoredMedia, enabled: Sequence[str], key: str, label: s
     a = scored.analysis
     if a.n_frames == 1:
         return 0
-    picks = key_frames(scored.score(enabled), a.flags, k=1)
+    picks = key_frames(scored.score(enabled), scored.frame_flags, k=1)
     return st.slider(label, 0, a.n_frames - 1, picks[0] if picks else 0, key=key,
                      help="Frames as sampled from the video; the red line marks it on the "
                           "timeline.")
@@ -408,7 +409,7 @@ def frame_views(scored: ScoredMedia, enabled: tuple[str, ...], t: int) -> None:
     """Frame ``t``: overlays on the aligned face, the line image, Grad-CAM, Emotrics bars."""
     a = scored.analysis
     score = scored.score(enabled)
-    flags = ", ".join(FLAG_NAMES.get(f, f) for f in a.flags[t]) or "no quality flags"
+    flags = ", ".join(FLAG_NAMES.get(f, f) for f in scored.frame_flags[t]) or "no quality flags"
     where = ("The photo" if a.kind == "photo" else
              f"Sampled frame {t + 1} of {a.n_frames} (video frame {a.frame_index[t]}, "
              f"{a.timestamps[t]:.2f} s)")

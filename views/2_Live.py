@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from palsy_core.live import OVERLAYS, LiveScorer
+from palsy_core.metrics import retake_hint
 from palsy_core.registry import modality
 from ui.common import disclaimer, get_model
 from ui.live import (
@@ -92,7 +93,7 @@ def live_scores() -> None:
     bottom[1].metric("Face frames", result.window_faces,
                      help="recent frames with a face that the rolling score averages")
     if result.inconclusive:
-        st.warning(f"No verdict: {result.inconclusive}. Face the camera, come closer, hold still.")
+        st.warning(f"No verdict: {result.inconclusive}. {retake_hint(result.inconclusive)}")
     names = ", ".join(modality(m).name for m in result.enabled)
     flags = ", ".join(result.flags) or "none"
     st.caption(f"{result.window_faces} recent frames with a face · threshold "
