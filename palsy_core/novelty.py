@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .batches import FrameArrays
+from .batches import FrameArrays, mirror_arrays
 from .model import landmark_asymmetry
 
 UNFAMILIAR = "unfamiliar"  # the quality flag (metrics.FLAG_NAMES holds its wording)
@@ -61,11 +61,13 @@ class Novelty:
     @classmethod
     def fit(cls, arrays: FrameArrays, n_components: int = N_COMPONENTS,
             quantile: float = QUANTILE) -> Novelty:
-        """Fit on training frames (real faces, not synthetic warps)."""
-        x = invariant_vectors(arrays).astype(np.float64)
-        if len(x) < max(MIN_FRAMES, n_components + 1):
+        """Fit on training frames (real faces, not synthetic warps) and their mirror images,
+        so that a face and its mirror image are equally familiar."""
+        x = invariant_vectors(FrameArrays.concat([arrays, mirror_arrays(arrays)])
+                              ).astype(np.float64)
+        if len(arrays) < max(MIN_FRAMES, n_components + 1):
             raise ValueError(f"the novelty check needs at least {MIN_FRAMES} training frames, "
-                             f"got {len(x)}")
+                             f"got {len(arrays)}")
         centre = np.median(x, axis=0)
         scale = np.subtract(*np.percentile(x, [75, 25], axis=0))
         scale[scale < 1e-6] = 1.0
