@@ -57,9 +57,9 @@ from palsy_core.scoring import (
     report_subsets,
     torch_threads,
 )
+from palsy_core.settings import DEFAULT_MODEL
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-DEFAULT_MODEL = ROOT / "models" / "default.pt"
 SOURCE_VIDEO = "WolfgangLanger_Pexels.mp4"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 RANDOM = "random-training-architecture.pt"  # used when no trained model exists

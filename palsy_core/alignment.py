@@ -25,7 +25,6 @@ MAX_PITCH_DEG = 25.0
 MIN_INTEROCULAR_PX = 28.0
 MIN_SHARPNESS = 15.0  # variance of the Laplacian on the 224 px aligned grey face
 
-QUALITY_FLAGS = ("no_face", "multiple_faces", "large_yaw", "large_pitch", "small_face", "blur")
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class Normaliser:
 
     mean: np.ndarray
     std: np.ndarray
+    CLIP = 8.0
 
     @classmethod
     def fit(cls, features: np.ndarray) -> Normaliser:
@@ -104,6 +105,11 @@ class Normaliser:
         std = np.nanstd(features, axis=0)
         return cls(np.nan_to_num(mean).astype(np.float32),
                    np.where(np.isfinite(std) & (std > 1e-6), std, 1.0).astype(np.float32))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """Standardised features, clipped to +-``CLIP`` standard deviations, NaN as 0."""
+        x = (features - self.mean) / self.std
+        return np.nan_to_num(np.clip(x, -self.CLIP, self.CLIP)).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -157,8 +163,7 @@ def to_inputs(
     if "landmarks" in modalities:
         out["landmarks"] = torch.from_numpy(np.nan_to_num(arrays.landmarks).astype(np.float32))
     if "features" in modalities:
-        x = (arrays.features - normaliser.mean) / normaliser.std
-        out["features"] = torch.from_numpy(np.nan_to_num(np.clip(x, -8, 8)).astype(np.float32))
+        out["features"] = torch.from_numpy(normaliser.transform(arrays.features))
     if "face_asym" in modalities:
         out["face_asym"] = torch.from_numpy(np.nan_to_num(arrays.face_asym).astype(np.float32))
     if "blendshapes" in modalities:

@@ -14,9 +14,7 @@ from pathlib import Path
 from . import __version__
 from .manifest import ManifestError, read_manifest
 from .pipeline import Settings
-
-DISCLAIMER = "palsy-fusion is a research tool, not a diagnostic device."
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+from .settings import DEFAULT_MODEL, DISCLAIMER, artifacts_dir
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -125,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              "real_frames": len(real), "synthetic_samples": len(synthetic),
              "train_config": config.to_dict(), "extraction": settings.__dict__}
     cv_metrics = None
-    cv_dir = Path(args.cv_out) if args.cv_out else out.with_name(out.stem + "_cv")
+    cv_dir = Path(args.cv_out) if args.cv_out else artifacts_dir(out)
     if args.cv != "none":
         df = cross_validate(rows, analyses, real, synthetic, config, args.cv,
                             baselines=not args.no_baselines, unimodal=args.unimodal)
@@ -214,7 +212,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from .model_card import render
 
     model = Path(args.model)
-    cv_dir = Path(args.cv) if args.cv else model.with_name(model.stem + "_cv")
+    cv_dir = Path(args.cv) if args.cv else artifacts_dir(model)
     Path(args.out).write_text(render(model, cv_dir), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
@@ -229,7 +227,7 @@ def _clean(value):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m palsy_core",
-        description=f"Multimodal facial palsy screening. {DISCLAIMER}",
+        description=f"palsy-fusion: multimodal facial palsy screening. {DISCLAIMER}",
     )
     parser.add_argument("--version", action="version", version=f"palsy-fusion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

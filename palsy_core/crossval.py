@@ -61,7 +61,7 @@ def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser
     norm = Normaliser.fit(train.arrays.features[tr])
 
     def x(s: SampleSet, m: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(np.clip((s.arrays.features[m] - norm.mean) / norm.std, -8, 8))
+        return norm.transform(s.arrays.features[m])
 
     clf = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000, random_state=seed)
     clf.fit(x(train, tr), train.y[tr], sample_weight=train.weight[tr])
@@ -144,7 +144,7 @@ def cross_validate(
                 rec[f"thr_unimodal_{m}"] = out.threshold
             if clf is not None:
                 arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
-                x = np.nan_to_num(np.clip((arrays.features - lr_norm.mean) / lr_norm.std, -8, 8))
+                x = lr_norm.transform(arrays.features)
                 rec[f"p_{LR_COLUMN}"] = file_score(clf.predict_proba(x)[:, 1], flags)
                 rec[f"thr_{LR_COLUMN}"] = lr_thr
             records.append(rec)

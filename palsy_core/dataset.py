@@ -19,8 +19,9 @@ from tqdm import tqdm
 from .alignment import align
 from .batches import FrameArrays, analysis_arrays
 from .landmarks import make_detector
-from .manifest import SIDES, ManifestRow
+from .manifest import ManifestRow
 from .pipeline import MediaAnalysis, Settings, analyse_frame
+from .settings import SIDES
 from .synth import synthesize_palsy
 
 SIDE_CODES = {None: -1, "right": 0, "left": 1}

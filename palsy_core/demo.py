@@ -26,7 +26,8 @@ from .media import iter_video_frames, probe_video
 from .pipeline import FrameResult, MediaAnalysis, Settings, analyse_frame
 from .samples import cache_root, pyfeat_samples
 from .scoring import LoadedModel, ScoredMedia
-from .synth import SIDES, synthesize_palsy
+from .settings import SIDES
+from .synth import synthesize_palsy
 
 HEALTHY_VIDEO = "single_face.mp4"
 PALSY_SIDE = "left"

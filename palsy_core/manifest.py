@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
+from .settings import SIDES
 
 LABELS = ("healthy", "palsy")
-SIDES = ("left", "right")
 REQUIRED_COLUMNS = ("path", "label", "subject")
 
 

@@ -21,6 +21,11 @@ FLAG_NAMES = {
 INCONCLUSIVE = "inconclusive"
 
 
+def reliable(flags: list[tuple[str, ...]]) -> np.ndarray:
+    """(T,) True for the frames whose flags allow them to decide a verdict."""
+    return np.array([not (set(f) & UNRELIABLE_FLAGS) for f in flags], dtype=bool)
+
+
 def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
     """Why no verdict can be given for these face frames' flags, or None when one can.
 
@@ -28,7 +33,7 @@ def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
     blurred or unfamiliar faces): asymmetry measured on such a frame says more about the pose,
     the camera or the model's limits than about the face.
     """
-    if not flags or any(not (set(f) & UNRELIABLE_FLAGS) for f in flags):
+    if not flags or reliable(flags).any():
         return None
     seen = sorted({x for f in flags for x in f if x in UNRELIABLE_FLAGS})
     return "every face frame is unreliable: " + ", ".join(FLAG_NAMES[x] for x in seen)
@@ -51,7 +56,7 @@ def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
     face frames when every one is flagged; NaN when no frame has a face."""
     p = np.asarray(p_frames, dtype=np.float64)
     face = ~np.isnan(p)
-    good = face & np.array([not (set(f) & UNRELIABLE_FLAGS) for f in flags], dtype=bool)
+    good = face & reliable(flags)
     use = good if good.any() else face
     return float(p[use].mean()) if use.any() else float("nan")
 

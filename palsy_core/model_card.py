@@ -14,6 +14,7 @@ import pandas as pd
 
 from .evaluate import transfer_tables
 from .scoring import load_model, variant_label
+from .settings import DISCLAIMER
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
 
@@ -188,8 +189,8 @@ def render(model_path: Path, cv_dir: Path) -> str:
     parts = [
         "# Model card: `models/default.pt`",
         "",
-        "> Research tool, not a diagnostic device. These numbers come from a small public photo "
-        "collection and say little about clinical use.",
+        f"> {DISCLAIMER} These numbers come from a small public photo collection and say "
+        "little about clinical use.",
         "",
         "## What it is",
         f"- Fused network over {', '.join(loaded.modalities)}. Every branch sees only what "

@@ -22,12 +22,11 @@ from . import __version__
 from .alignment import align
 from .explain import grad_cam, overlay_heatmap
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import FLAG_NAMES, UNRELIABLE_FLAGS, retake_hint
+from .metrics import FLAG_NAMES, reliable, retake_hint
 from .registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
 from .scoring import ScoredMedia, SubsetScore
+from .settings import DISCLAIMER
 
-DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
-              "treat facial palsy.")
 # Emotrics measures as (key, name, unit), from the registry's "<key>_right" entries.
 EMOTRICS_MEASURES: tuple[tuple[str, str, str], ...] = tuple(
     (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit)
@@ -79,7 +78,7 @@ def key_frames(score: SubsetScore, flags: Sequence[tuple[str, ...]], k: int = 3)
     frames without quality flags when there are any."""
     p = score.p_frames
     face = ~np.isnan(p)
-    good = face & np.array([not set(f) & UNRELIABLE_FLAGS for f in flags], dtype=bool)
+    good = face & reliable(flags)
     idx = np.flatnonzero(good if good.any() else face)
     if not len(idx):
         return []
@@ -239,8 +238,7 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     ]
     per_modality = [[html.escape(names[m]), _pct(score.weights.get(m)),
                      _pct(scored.score((m,)).p)] for m in scored.modalities]
-    good = a.has_face & np.array([not set(f) & UNRELIABLE_FLAGS for f in scored.frame_flags],
-                                 dtype=bool)
+    good = a.has_face & reliable(scored.frame_flags)
     rows = a.features[good if good.any() else a.has_face]
     measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
                 f"{_measures_table(np.median(rows, axis=0))}" if len(rows) else "")

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
+from .settings import SIDES
 from .topology import (
     CONTOURS,
     LEFT_ALA,
@@ -39,8 +40,6 @@ from .topology import (
     canonical_face,
     mirror_index,
 )
-
-SIDES = ("left", "right")
 
 # Effect sizes at severity 1, in interocular distances (iod) unless noted.
 BROW_DROP = 0.12  # at the lateral brow end; the medial end drops half as much

@@ -17,8 +17,8 @@ CORE = ROOT / "palsy_core"
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # __init__ holds only the version string today; it is the base of everything.
-    ("base", frozenset({"__init__", "registry", "topology", "media", "samples", "metrics",
-                        "native_logs", "curves", "marks", "manifest", "bundle"})),
+    ("base", frozenset({"__init__", "settings", "registry", "topology", "media", "samples",
+                        "metrics", "native_logs", "curves", "marks", "manifest", "bundle"})),
     ("face", frozenset({"landmarks", "alignment", "features", "line_segments", "synth",
                         "face_net", "blendshapes"})),
     ("extraction", frozenset({"pipeline", "extract"})),

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from palsy_core.alignment import EYE_Y, INTEROCULAR, align
-from palsy_core.synth import SIDES, SynthResult, synthesize_palsy
+from palsy_core.settings import SIDES
+from palsy_core.synth import SynthResult, synthesize_palsy
 from palsy_core.topology import (
     LEFT_BROW_PEAK,
     LEFT_EYE_LOWER,

@@ -49,15 +49,13 @@ from palsy_core.report import (
 )
 from palsy_core.samples import SamplesUnavailable
 from palsy_core.scoring import LoadedModel, ScoredMedia, SubsetScore
-from palsy_core.synth import SIDES
+from palsy_core.settings import SIDES
 
 # Samples are short; a few frames per second show the model's behaviour over time quickly.
 SAMPLE_SETTINGS = Settings(sample_fps=5.0, max_frames=30)
 CAM_CACHE_ENTRIES = 32
 COLOURS = qualitative.Plotly
 MIN_VIDEO_FRAMES = 3  # fewer sampled frames than this: the clip is called short
-PROBLEM_FLAGS = ("no_face", "large_yaw", "large_pitch", "multiple_faces", "small_face", "blur",
-                 "unfamiliar")
 
 
 def name_of(key: str) -> str:
@@ -317,7 +315,7 @@ def verdict_metrics(score: SubsetScore, suffix: str = "", compact: bool = False)
 def quality_flags(scored: ScoredMedia) -> None:
     """How many frames lacked a face or were unreliable, and why."""
     a = scored.analysis
-    counts = {f: sum(f in fl for fl in scored.frame_flags) for f in PROBLEM_FLAGS}
+    counts = {f: sum(f in fl for fl in scored.frame_flags) for f in FLAG_NAMES}
     if a.kind == "photo":
         problems = [FLAG_NAMES[f] for f, n in counts.items() if n]
         if problems:

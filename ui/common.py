@@ -10,10 +10,7 @@ import streamlit as st
 
 from palsy_core.checkpoint import CheckpointError
 from palsy_core.scoring import LoadedModel, load_model
-
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
-DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
-              "treat facial palsy.")
+from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER
 
 
 @dataclass(frozen=True)

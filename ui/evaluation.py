@@ -65,11 +65,6 @@ def weights_figure(weights: dict[str, float]) -> go.Figure:
     return fig
 
 
-def cv_dir_for(model: Path) -> Path:
-    """Where ``python -m palsy_core train`` writes a model's CV artifacts: ``NAME_cv/``."""
-    return model.with_name(model.stem + "_cv")
-
-
 def load_cv(cv_dir: Path) -> EvaluationResult | None:
     """The CV artifacts in ``cv_dir`` (metrics.json + predictions.csv), None when absent."""
     metrics_file, preds_file = cv_dir / "metrics.json", cv_dir / "predictions.csv"

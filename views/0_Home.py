@@ -3,9 +3,9 @@
 import streamlit as st
 
 from palsy_core.registry import MODALITIES
+from palsy_core.settings import artifacts_dir
 from ui.common import PAGES, disclaimer, get_model, model_path
 from ui.evaluation import (
-    cv_dir_for,
     load_cv,
     load_transfer,
     metrics_table,
@@ -48,11 +48,11 @@ if loaded is not None:
     overall = loaded.meta.get("cv_overall")
     origin = f"subject-grouped cross-validation ({loaded.meta.get('cv')}), stored in the model"
     if not overall:
-        cv = load_cv(cv_dir_for(model_path()))
+        cv = load_cv(artifacts_dir(model_path()))
         overall = cv.metrics["overall"] if cv else None
-        origin = f"`{cv_dir_for(model_path())}`"
+        origin = f"`{artifacts_dir(model_path())}`"
     if overall and "fused" in overall:
-        pooled = pooled_transfer(load_transfer(cv_dir_for(model_path())))
+        pooled = pooled_transfer(load_transfer(artifacts_dir(model_path())))
         if pooled:
             st.warning(
                 "Cross-validation inside one collection flatters a model. On a source it has "

@@ -12,9 +12,9 @@ import streamlit as st
 from palsy_core.bundle import BundleError, unpacked_bundle
 from palsy_core.manifest import ManifestError
 from palsy_core.pipeline import Settings
+from palsy_core.settings import artifacts_dir
 from ui.common import disclaimer, get_model, model_path
 from ui.evaluation import (
-    cv_dir_for,
     evaluate_manifest,
     load_cv,
     show_evaluation,
@@ -33,7 +33,7 @@ cv_tab, own_tab = st.tabs(["Shipped model: unseen sources and cross-validation",
                             "Your own labelled data"])
 
 with cv_tab:
-    cv_dir = cv_dir_for(model_path())
+    cv_dir = artifacts_dir(model_path())
     cv = load_cv(cv_dir)
     if cv is None:
         st.info(f"No cross-validation results at `{cv_dir}` (`metrics.json` and "
