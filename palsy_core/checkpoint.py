@@ -19,8 +19,8 @@ import torch
 import torchvision
 from torch import Tensor
 
-from . import __version__
 from .model import FusionModel, ModelConfig
+from .settings import __version__
 
 FORMAT_VERSION = 1
 KEYS = ("format_version", "config", "state_dict", "meta", "versions")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
 from .manifest import ManifestError, read_manifest
 from .pipeline import Settings
-from .settings import DEFAULT_MODEL, DISCLAIMER, artifacts_dir
+from .settings import DEFAULT_MODEL, DISCLAIMER, __version__, artifacts_dir
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -169,19 +167,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .extract import frame_cap_reached
-    from .landmarks import make_detector
     from .media import MediaError
-    from .pipeline import analyse_media
-    from .scoring import ScoredMedia, load_model, report_subsets, summary
+    from .screen import Screener
 
-    loaded = load_model(args.model)
     settings = settings_from_args(args)
     status = 0
-    with make_detector(settings.task_model) as detector:
+    with Screener(args.model, settings) as screener:
         for name in args.files:
             try:
-                analysis = analyse_media(Path(name), name, settings, detector=detector)
+                record = screener.analyse(Path(name), name).to_dict()
             except (MediaError, OSError) as exc:
                 status = 1
                 if args.json:
@@ -189,9 +183,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 else:
                     print(f"{name}: ERROR {exc}", flush=True)
                 continue
-            sc = summary(ScoredMedia(loaded, analysis), report_subsets(loaded.modalities))
-            record = {"path": name, **{k: _clean(v) for k, v in sc.items()},
-                      "frame_cap_reached": frame_cap_reached(analysis, settings)}
             if args.json:
                 print(json.dumps(record), flush=True)
             else:
@@ -216,12 +207,6 @@ def cmd_card(args: argparse.Namespace) -> int:
     Path(args.out).write_text(render(model, cv_dir), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
-
-
-def _clean(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import __version__
 from .alignment import align
 from .explain import grad_cam, overlay_heatmap
 from .line_segments import draw_landmarks, overlay_line_segments
 from .metrics import FLAG_NAMES, reliable, retake_hint
 from .registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
 from .scoring import ScoredMedia, SubsetScore
-from .settings import DISCLAIMER
+from .settings import DISCLAIMER, __version__
 
 # Emotrics measures as (key, name, unit), from the registry's "<key>_right" entries.
 EMOTRICS_MEASURES: tuple[tuple[str, str, str], ...] = tuple(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__version__ = "0.1.0"
 DISCLAIMER = ("Research tool, not a diagnostic device. It must not be used to diagnose, grade or "
               "treat facial palsy.")
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"

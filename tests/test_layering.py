@@ -16,17 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "palsy_core"
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    # __init__ holds only the version string today; it is the base of everything.
-    ("base", frozenset({"__init__", "settings", "registry", "topology", "media", "samples",
+    ("base", frozenset({"settings", "registry", "topology", "media", "samples",
                         "metrics", "native_logs", "curves", "marks", "manifest", "bundle"})),
     ("face", frozenset({"landmarks", "alignment", "features", "line_segments", "synth",
                         "face_net", "blendshapes"})),
     ("extraction", frozenset({"pipeline", "extract"})),
     ("model", frozenset({"batches", "model", "fusion", "checkpoint", "novelty"})),
-    ("inference", frozenset({"scoring", "live", "explain", "demo", "report"})),
+    ("inference", frozenset({"scoring", "live", "explain", "demo", "report", "screen"})),
     ("evaluation", frozenset({"evaluate", "model_card"})),
     ("training", frozenset({"dataset", "train", "crossval", "transfer"})),
-    ("interface", frozenset({"cli", "__main__"})),
+    ("interface", frozenset({"cli", "__main__", "__init__"})),
 )
 LEVEL = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 TRAINING = LAYERS[6][1]

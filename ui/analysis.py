@@ -32,10 +32,9 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from palsy_core.demo import SAMPLE_LABELS, SweepResult, samples
-from palsy_core.extract import frame_cap_reached
 from palsy_core.media import MediaError, media_kind, probe_video
 from palsy_core.metrics import retake_hint
-from palsy_core.pipeline import FrameResult, Settings, analyse_media
+from palsy_core.pipeline import FrameResult, Settings
 from palsy_core.registry import modality
 from palsy_core.report import (
     FLAG_NAMES,
@@ -49,6 +48,7 @@ from palsy_core.report import (
 )
 from palsy_core.samples import SamplesUnavailable
 from palsy_core.scoring import LoadedModel, ScoredMedia, SubsetScore
+from palsy_core.screen import Screener, Screening
 from palsy_core.settings import SIDES
 
 # Samples are short; a few frames per second show the model's behaviour over time quickly.
@@ -103,8 +103,9 @@ def _expected_frames(source: Path | bytes, name: str, settings: Settings) -> int
 
 
 def analyse_with_progress(loaded: LoadedModel, source: Path | bytes, name: str,
-                          settings: Settings, label: str) -> ScoredMedia:
-    """Analyse one file with a progress bar, then cache its embeddings for instant re-scoring.
+                          settings: Settings, label: str) -> Screening:
+    """Analyse one file through the core's front door with a progress bar; the result keeps
+    its embeddings for instant re-scoring.
 
     ``source`` is a path or the upload's bytes (processed in memory, never written to disk).
     """
@@ -118,11 +119,10 @@ def analyse_with_progress(loaded: LoadedModel, source: Path | bytes, name: str,
         bar.progress(min(done / total, 1.0), text=f"{label}: frame {done} of ~{total} "
                      f"({'face' if frame.has_face else 'no face'})")
 
-    analysis = analyse_media(source, name, settings, on_frame=tick)
-    bar.progress(1.0, text=f"{label}: scoring {analysis.n_frames} frames…")
-    scored = ScoredMedia(loaded, analysis)
+    with Screener(loaded, settings) as screener:
+        result = screener.analyse(source, name, on_frame=tick)
     bar.empty()
-    return scored
+    return result
 
 
 def set_analysis(scored: ScoredMedia, name: str,
@@ -221,7 +221,7 @@ def run_samples(loaded: LoadedModel) -> None:
     st.session_state["analysing_name"] = "the sample pair"
     with _cancellable(None):
         scored = {s.key: analyse_with_progress(loaded, s.path, s.path.name, SAMPLE_SETTINGS,
-                                               s.label) for s in pair}
+                                               s.label).scored for s in pair}
     set_analysis(scored["palsy"], SAMPLE_LABELS["palsy"], samples=scored)
 
 
@@ -236,16 +236,16 @@ def analyse_upload(loaded: LoadedModel, upload, settings: Settings, key: tuple |
     st.session_state["analysing_name"] = upload.name
     with _cancellable(key):
         try:
-            scored = analyse_with_progress(loaded, upload.getvalue(), upload.name, settings,
+            result = analyse_with_progress(loaded, upload.getvalue(), upload.name, settings,
                                            upload.name)
         except MediaError as exc:
             st.error(str(exc))
-            scored = None
+            result = None
     if key is not None:
         st.session_state["upload_key"] = key
-    if scored is not None:
-        capped = frame_cap_reached(scored.analysis, settings)
-        set_analysis(scored, upload.name, frame_cap=settings.max_frames if capped else None)
+    if result is not None:
+        set_analysis(result.scored, upload.name,
+                     frame_cap=settings.max_frames if result.frame_cap_reached else None)
 
 
 def current_analysis(loaded: LoadedModel) -> ScoredMedia | None:

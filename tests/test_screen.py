@@ -1,0 +1,97 @@
+"""The front door (``palsy_core.Screener``) on real faces: one result, whatever the input form.
+
+A photo given as a path, as its bytes or as a one-frame list, and a video given as a path or as
+its decoded frames, get exactly the scores the per-stage functions give; ``to_dict`` is what
+``predict --json`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import palsy_core
+from palsy_core import Screener, load_model
+from palsy_core.media import MediaError, iter_video_frames
+from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.registry import MODALITY_KEYS
+from palsy_core.scoring import ScoredMedia
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def screener():
+    with Screener() as s:
+        yield s
+
+
+def test_photo_as_path_bytes_or_frame_scores_as_the_stages_do(pyfeat_dir, screener):
+    path = pyfeat_dir / "single_face.jpg"
+    direct = ScoredMedia(screener.model, analyse_media(path, path.name)).score()
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    results = [screener.analyse(path), screener.analyse(path.read_bytes(), path.name),
+               screener.analyse([rgb], path.name)]
+    for r in results:
+        assert r.p == pytest.approx(direct.p, abs=1e-9)
+        assert (r.verdict, r.side, r.reason) == (direct.verdict, direct.side, None)
+        assert r.analysis.kind == "photo" and len(r.frames) == 1
+    assert results[0].name == str(path) and results[1].name == "single_face.jpg"
+
+
+def test_video_as_path_or_frames_scores_as_the_stages_do(pyfeat_dir, screener):
+    path = pyfeat_dir / "single_face.mp4"
+    settings = Settings()
+    direct = ScoredMedia(screener.model, analyse_media(path, path.name, settings))
+    frames = [f.rgb for f in iter_video_frames(path, settings.sample_fps, settings.max_frames)]
+    from_path, from_frames = screener.analyse(path), screener.analyse(frames, "clip")
+    assert from_path.analysis.n_frames == len(frames) == direct.analysis.n_frames > 1
+    np.testing.assert_allclose(from_path.score().p_frames, direct.score().p_frames)
+    np.testing.assert_allclose(from_frames.score().p_frames, direct.score().p_frames, atol=1e-6)
+    assert from_frames.verdict == from_path.verdict == direct.score().verdict
+    table = from_path.frames
+    assert len(table) == len(frames) and {"p_fused", "quality_flags"} <= set(table.columns)
+    subsets = from_path.subsets()
+    assert {"fused", *MODALITY_KEYS} <= set(subsets)
+    assert subsets["fused"].p == pytest.approx(from_path.p)
+
+
+def test_to_dict_is_what_predict_json_prints(pyfeat_dir, screener):
+    path = pyfeat_dir / "0-f1-su-ph.jpg"
+    out = subprocess.run([sys.executable, "-m", "palsy_core", "predict", str(path), "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    printed = json.loads(out.stdout.strip().splitlines()[-1])
+    record = json.loads(json.dumps(screener.analyse(path).to_dict()))
+    assert printed.keys() == record.keys()
+    for key, value in record.items():
+        if isinstance(value, float):
+            assert printed[key] == pytest.approx(value, abs=1e-6), key
+        else:
+            assert printed[key] == value, key
+
+
+def test_bad_input_gets_a_specific_message(tmp_path, screener):
+    with pytest.raises(ValueError, match="name with its bytes"):
+        screener.analyse(b"\x89PNG...")
+    with pytest.raises(ValueError, match="no frames"):
+        screener.analyse([])
+    with pytest.raises(MediaError, match="unsupported file type"):
+        screener.analyse(b"text", "notes.txt")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    with pytest.raises(MediaError, match=r"broken\.jpg"):
+        screener.analyse(broken)
+
+
+def test_package_exposes_the_front_door():
+    assert palsy_core.Screener is Screener and palsy_core.load_model is load_model
+    assert "not a diagnostic device" in palsy_core.DISCLAIMER
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = palsy_core.nothing
