@@ -37,9 +37,10 @@ import torch
 from palsy_core import blendshapes as bs
 from palsy_core import features as feats
 from palsy_core.alignment import align, normalised_coordinates, sharpness, warp
-from palsy_core.batches import mirror_arrays, to_inputs
+from palsy_core.batches import analysis_arrays, mirror_arrays, to_inputs
 from palsy_core.blendshapes import shared_blendshape_net
 from palsy_core.face_net import shared_face_net
+from palsy_core.fusion import report_subsets
 from palsy_core.landmarks import make_detector
 from palsy_core.line_segments import draw_line_segments
 from palsy_core.live import LiveScorer
@@ -52,9 +53,7 @@ from palsy_core.scoring import (
     LoadedModel,
     ScoredMedia,
     encode_batches,
-    frame_arrays,
     load_model,
-    report_subsets,
     torch_threads,
 )
 from palsy_core.settings import DEFAULT_MODEL
@@ -155,7 +154,8 @@ def batches(n: int) -> Iterator[np.ndarray]:
 
 def model_inputs(loaded: LoadedModel, analysis: MediaAnalysis, mirrored: bool = False
                  ) -> list[dict[str, torch.Tensor]]:
-    arrays, _ = frame_arrays(analysis, loaded.model.config.image_size)
+    arrays = analysis_arrays(analysis, loaded.model.config.image_size,
+                             np.flatnonzero(analysis.has_face))
     if mirrored:
         arrays = mirror_arrays(arrays)
     return [to_inputs(arrays.take(idx), loaded.normaliser, loaded.modalities)

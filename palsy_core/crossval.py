@@ -20,13 +20,12 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
 from .batches import Normaliser
 from .dataset import SampleSet
+from .fusion import LR_COLUMN, report_subsets, variant_name
 from .manifest import ManifestRow
 from .metrics import best_threshold, file_score
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia, report_subsets, variant_name
+from .scoring import ScoredMedia
 from .train import TrainConfig, fit, grouped_split
-
-LR_COLUMN = "logreg_features"
 
 
 def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndarray]:

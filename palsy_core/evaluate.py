@@ -15,20 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .extract import file_digest
+from .fusion import report_subsets, variant_label, variant_name
 from .manifest import ManifestError, ManifestRow, read_manifest
 from .metrics import binary_metrics
 from .pipeline import MediaAnalysis
-from .scoring import (
-    LoadedModel,
-    ScoredMedia,
-    report_subsets,
-    summary,
-    variant_label,
-    variant_name,
-)
-
-GBT = "gbt_invariant"  # transfer-check baseline: gradient-boosted tree on the invariant vectors
-LATE = "late_fusion"  # transfer-check variant: late fusion fitted on the other folds' predictions
+from .scoring import LoadedModel, ScoredMedia, summary
 
 
 def _metrics_block(df: pd.DataFrame, names: Sequence[str]) -> dict:
@@ -151,14 +142,6 @@ def _pct(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
 
 
-def variant_display(name: str) -> str:
-    if name == GBT:
-        return "Baseline: gradient-boosted tree on the invariant vectors"
-    if name == LATE:
-        return "Late fusion of the modalities' logits, fitted on the other folds"
-    return variant_label(name)
-
-
 def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Display tables (percent) for the card and the dashboard: the fused model per held-out
     source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
@@ -191,7 +174,7 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                           "affected side correct %": _pct(m["side_accuracy"])})
     rows = []
     for name, m in variants.get("pooled", {}).items():
-        rows.append({"model": variant_display(name), "pooled AUROC %": _pct(m["auroc"]),
+        rows.append({"model": variant_label(name), "pooled AUROC %": _pct(m["auroc"]),
                      "pooled F1 %": _pct(m["f1"]),
                      "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
                                                      for b in per_fold.values())),

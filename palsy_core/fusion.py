@@ -1,10 +1,13 @@
-"""Modality subsets and late fusion.
+"""Modality subsets (the one place they are named) and late fusion.
 
-``subset_key``/``all_subsets`` name and enumerate modality subsets everywhere (thresholds, the
-ablation table, the transfer check). :class:`LateFusion` is a variant the transfer check compares
-with the network's own fusion: a logistic regression over each modality's own palsy logit, fitted
-on other folds' held-out predictions. On the check it transferred worse than the network's
-fusion (model card), so the shipped verdict does not use it.
+A subset has one canonical key (``subset_key``: thresholds in checkpoints), one column name
+(``variant_name``: ``fused``, ``rgb``, ``without_lines``; the CV and transfer tables) and one
+label for people (``variant_label``); ``all_subsets`` and ``report_subsets`` enumerate them.
+
+:class:`LateFusion` is a variant the transfer check compares with the network's own fusion: a
+logistic regression over each modality's own palsy logit, fitted on other folds' held-out
+predictions. On the check it transferred worse than the network's fusion (model card), so the
+shipped verdict does not use it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .metrics import best_threshold
+from .registry import MODALITIES
 
 LOGIT_CLIP = 12.0  # per-modality logits are clipped to this before fusion
 C = 1.0  # inverse L2 strength of the fusion regression
@@ -31,6 +35,51 @@ def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset, smallest first, each in ``modalities`` order."""
     return [c for r in range(1, len(modalities) + 1)
             for c in itertools.combinations(modalities, r)]
+
+
+# Baseline and variant columns of the CV and transfer tables (after ``p_``), beside subsets.
+GBT = "gbt_invariant"  # gradient-boosted tree on the invariant vectors (transfer check)
+LATE = "late_fusion"  # late fusion fitted on the other folds' predictions (transfer check)
+LR_COLUMN = "logreg_features"  # logistic regression on the expression features (CV)
+
+
+def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
+    """``fused`` for all modalities, the key for one, ``without_<m>`` for all but one."""
+    subset = [m for m in modalities if m in subset]
+    if len(subset) == len(modalities):
+        return "fused"
+    if len(subset) == 1:
+        return subset[0]
+    if len(subset) == len(modalities) - 1:
+        return "without_" + next(m for m in modalities if m not in subset)
+    return subset_key(subset)
+
+
+def variant_label(name: str) -> str:
+    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
+    names = {m.key: m.name for m in MODALITIES}
+    prefix, _, rest = name.partition("_")
+    if name == "fused":
+        return "Fused (all modalities)"
+    if name in names:
+        return f"{names[name]} only"
+    if prefix == "without" and rest in names:
+        return f"Fused without {names[rest]}"
+    if prefix == "unimodal" and rest in names:
+        return f"Unimodal network: {names[rest]}"
+    if name == GBT:
+        return "Baseline: gradient-boosted tree on the invariant vectors"
+    if name == LATE:
+        return "Late fusion of the modalities' logits, fitted on the other folds"
+    if name == LR_COLUMN:
+        return "Logistic regression on expression features"
+    return name
+
+
+def report_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """The paper-style table: the fused model, each modality alone, each leave-one-out subset."""
+    n = len(modalities)
+    return [s for s in all_subsets(modalities) if len(s) in (1, n - 1, n)]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import transfer_tables
-from .scoring import load_model, variant_label
+from .fusion import variant_label
+from .scoring import load_model
 from .settings import DISCLAIMER
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}

@@ -20,12 +20,12 @@ import torch
 
 from .batches import FrameArrays, Normaliser, analysis_arrays, mirror_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
-from .fusion import all_subsets, subset_key
+from .fusion import all_subsets, subset_key, variant_name
 from .metrics import decision, file_score, inconclusive_reason
 from .model import FusionModel
 from .novelty import UNFAMILIAR, Novelty
 from .pipeline import MediaAnalysis
-from .registry import FRAME_FEATURES, MODALITIES
+from .registry import FRAME_FEATURES
 
 # Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
 # millisecond for 1000 frames, while a second OpenMP thread only adds synchronisation, which costs
@@ -148,48 +148,6 @@ def load_model(path: str | Path) -> LoadedModel:
     return LoadedModel(model, normaliser, thresholds, meta, novelty)
 
 
-def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
-    """``fused`` for all modalities, the key for one, ``without_<m>`` for all but one."""
-    subset = [m for m in modalities if m in subset]
-    if len(subset) == len(modalities):
-        return "fused"
-    if len(subset) == 1:
-        return subset[0]
-    if len(subset) == len(modalities) - 1:
-        return "without_" + next(m for m in modalities if m not in subset)
-    return subset_key(subset)
-
-
-def variant_label(name: str) -> str:
-    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
-    names = {m.key: m.name for m in MODALITIES}
-    prefix, _, rest = name.partition("_")
-    if name == "fused":
-        return "Fused (all modalities)"
-    if name in names:
-        return f"{names[name]} only"
-    if prefix == "without" and rest in names:
-        return f"Fused without {names[rest]}"
-    if prefix == "unimodal" and rest in names:
-        return f"Unimodal network: {names[rest]}"
-    if name == "logreg_features":
-        return "Logistic regression on expression features"
-    return name
-
-
-def report_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    """The paper-style table: the fused model, each modality alone, each leave-one-out subset."""
-    n = len(modalities)
-    return [s for s in all_subsets(modalities) if len(s) in (1, n - 1, n)]
-
-
-def frame_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray | None = None
-                 ) -> tuple[FrameArrays, np.ndarray]:
-    """Model-ready arrays of ``rows`` (default: every frame with a face) and those rows."""
-    idx = np.flatnonzero(analysis.has_face) if rows is None else np.asarray(rows)
-    return analysis_arrays(analysis, image_size, idx), idx
-
-
 @dataclass(frozen=True)
 class SubsetScore:
     """The result for one modality subset."""
@@ -289,7 +247,7 @@ class ScoredMedia:
 
         def batches(mirrored: bool):
             for i in range(0, len(rows), batch_size):
-                arrays = frame_arrays(analysis, size, rows[i : i + batch_size])[0]
+                arrays = analysis_arrays(analysis, size, rows[i : i + batch_size])
                 yield to_inputs(mirror_arrays(arrays) if mirrored else arrays,
                                 loaded.normaliser, self.modalities)
 
@@ -298,7 +256,7 @@ class ScoredMedia:
         # The file's quality flags plus the model's own: frames unlike its training faces.
         self.frame_flags: list[tuple[str, ...]] = list(analysis.flags)
         if self.has_face and loaded.novelty is not None:
-            odd = loaded.unfamiliar(frame_arrays(analysis, size, rows)[0])
+            odd = loaded.unfamiliar(analysis_arrays(analysis, size, rows))
             for t in rows[odd]:
                 self.frame_flags[t] = (*self.frame_flags[t], UNFAMILIAR)
         self._flags = [self.frame_flags[t] for t in self.face_idx]

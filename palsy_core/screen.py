@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from .extract import frame_cap_reached
+from .fusion import report_subsets
 from .landmarks import LandmarkDetector, make_detector
 from .media import media_kind
 from .pipeline import FrameResult, MediaAnalysis, Settings, analyse_frame, analyse_media
 from .report import frame_table
-from .scoring import LoadedModel, ScoredMedia, SubsetScore, load_model, report_subsets, summary
+from .scoring import LoadedModel, ScoredMedia, SubsetScore, load_model, summary
 from .settings import DEFAULT_MODEL
 
 Media = str | Path | bytes | Sequence[np.ndarray]

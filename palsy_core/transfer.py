@@ -38,13 +38,12 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from .dataset import SIDE_CODES, SampleSet
-from .evaluate import GBT, LATE
-from .fusion import fit_late_fusion, subset_key
+from .fusion import GBT, LATE, fit_late_fusion, report_subsets, subset_key, variant_name
 from .manifest import ManifestRow
 from .metrics import best_threshold, binary_metrics, file_score
 from .novelty import invariant_vectors
 from .pipeline import MediaAnalysis
-from .scoring import ScoredMedia, report_subsets, variant_name
+from .scoring import ScoredMedia
 from .train import TrainConfig, fit, grouped_split, source_weights, subset_scores
 
 LEFT = SIDE_CODES["left"]

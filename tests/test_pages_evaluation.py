@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from palsy_core.fusion import variant_label
 from palsy_core.pipeline import Settings, analyse_media
 from palsy_core.scoring import ScoredMedia, load_model
-from ui.evaluation import variant_label
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_PAGE = str(ROOT / "views" / "4_Evaluation.py")

@@ -28,10 +28,11 @@ from palsy_core.evaluate import (
     transfer_tables,
 )
 from palsy_core.extract import extract_paths
+from palsy_core.fusion import variant_label
 from palsy_core.manifest import LABELS, read_manifest
 from palsy_core.pipeline import Settings
 from palsy_core.registry import MODALITIES
-from palsy_core.scoring import LoadedModel, variant_label
+from palsy_core.scoring import LoadedModel
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",
