@@ -27,12 +27,11 @@ from browser_util import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 from conftest import make_test_model
 from streamlit.testing.v1 import AppTest
 
-from palsy_core import cli
+from palsy_core import cli, screen
 from palsy_core.checkpoint import FORMAT_VERSION
 from palsy_core.explain import grad_cam
 from palsy_core.pipeline import Settings, analyse_media
 from palsy_core.scoring import ScoredMedia, load_model
-from ui import analysis as ua
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSE = str(ROOT / "views" / "1_Analyse.py")
@@ -374,7 +373,7 @@ def test_a_long_analysis_can_be_cancelled_and_the_app_stays_usable(pyfeat_dir, m
     script runs, so the interruption is made the same way, by ``st.stop()`` in the progress
     callback after three frames; the click itself is then real: its callback runs before the
     rerun."""
-    real = ua.analyse_media
+    real = screen.analyse_media  # what the dashboard's front-door call runs
     seen: list[int] = []
 
     def interrupted_after_three(source, name, settings, detector=None, on_frame=None):
@@ -389,7 +388,7 @@ def test_a_long_analysis_can_be_cancelled_and_the_app_stays_usable(pyfeat_dir, m
     _upload(at, pyfeat_dir / "single_face.jpg", "earlier.jpg")  # a finished earlier analysis
     earlier = at.session_state["analysis"]
 
-    monkeypatch.setattr(ua, "analyse_media", interrupted_after_three)
+    monkeypatch.setattr(screen, "analyse_media", interrupted_after_three)
     _upload(at, pyfeat_dir / "WolfgangLanger_Pexels.mp4", "long.mp4", max_frames=20)
     assert not at.exception and len(seen) == 4
     assert at.button(key="cancel_analysis").label == "Cancel analysis"
@@ -407,7 +406,7 @@ def test_a_long_analysis_can_be_cancelled_and_the_app_stays_usable(pyfeat_dir, m
     assert not at.exception and len(seen) == 4
     assert any(i.value == "Analysis cancelled: nothing of it was kept." for i in at.info)
 
-    monkeypatch.setattr(ua, "analyse_media", real)
+    monkeypatch.setattr(screen, "analyse_media", real)
     at.button(key="analyse_again").click().run()  # same file, same settings
     assert not at.exception and not at.error
     assert at.session_state["analysis_name"] == "long.mp4"
