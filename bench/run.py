@@ -115,13 +115,12 @@ def random_model(path: Path) -> Path:
     """A random model with the training defaults' architecture (when no trained one exists)."""
     from palsy_core.batches import Normaliser
     from palsy_core.checkpoint import save_checkpoint
-    from palsy_core.model import FusionModel, ModelConfig
+    from palsy_core.model import FusionModel
     from palsy_core.train import TrainConfig
 
     torch.manual_seed(0)
-    n, cfg = len(feats.FRAME_FEATURES), TrainConfig()
-    model = FusionModel(ModelConfig(n_features=n, image_size=cfg.image_size, depth=cfg.depth,
-                                    embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim))
+    n = len(feats.FRAME_FEATURES)
+    model = FusionModel(TrainConfig().model_config())
     meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),
             "thresholds": {}, "threshold": 0.5}
     return save_checkpoint(path, model, meta)

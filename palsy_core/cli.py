@@ -136,8 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
     trained = fit(SampleSet.concat(real, synthetic), config)
     extra["total_seconds"] = time.time() - start
-    meta = trained.meta({**extra, "cv": args.cv,
-                         "cv_overall": cv_metrics["overall"] if cv_metrics else None})
+    meta = {**trained.meta, **extra, "cv": args.cv,
+            "cv_overall": cv_metrics["overall"] if cv_metrics else None}
     save_checkpoint(out, trained.model, meta)
     print(f"saved {out} ({out.stat().st_size / 1e6:.1f} MB) in {extra['total_seconds']:.0f} s")
     return 0

@@ -126,7 +126,7 @@ def cross_validate(
                                 "frames": 0 if res is None else res.n_frames, "face_frames": 0})
                 continue
             face = np.flatnonzero(res.has_face)
-            scored = ScoredMedia(trained.loaded(), res)
+            scored = ScoredMedia(trained, res)
             flags = [scored.frame_flags[t] for t in face]  # the model's own flags included
             rec = {"path": row.rel, "subject": row.subject, "source": row.source,
                    "label": row.label, "y": row.y, "fold": fold, "kind": res.kind,
@@ -138,7 +138,7 @@ def cross_validate(
                 rec[f"thr_{out.name}"] = out.threshold
             rec["p_left"] = scored.score().p_left
             for m, tm in unimodal_nets.items():
-                out = ScoredMedia(tm.loaded(), res).score()
+                out = ScoredMedia(tm, res).score()
                 rec[f"p_unimodal_{m}"] = out.p
                 rec[f"thr_unimodal_{m}"] = out.threshold
             if clf is not None:

@@ -31,7 +31,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .blendshapes import DIM as BLENDSHAPES_DIM
 from .face_net import DIM as FACE_ASYM_DIM
-from .registry import DEFAULT_MODALITIES, MODALITY_KEYS, modality
+from .registry import DEFAULT_MODALITIES, FRAME_FEATURES, MODALITY_KEYS, modality
 from .topology import N_LANDMARKS, mirror_index
 
 DOWNLOAD_TIMEOUT_S = 30.0  # bounds a download attempt on a machine whose network drops packets
@@ -60,13 +60,13 @@ class ModelConfig:
     """
 
     modalities: tuple[str, ...] = DEFAULT_MODALITIES
-    n_features: int = 0
-    image_size: int = 112
-    depth: str = "resnet18"
-    embed_dim: int = 128
-    hidden_dim: int = 256
+    n_features: int = len(FRAME_FEATURES)
+    image_size: int = 64
+    depth: str = "resnet10"
+    embed_dim: int = 64
+    hidden_dim: int = 128
     mlp_layers: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.3
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.modalities if k not in MODALITY_KEYS]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -24,20 +24,15 @@ from .fusion import all_subsets, subset_key
 from .metrics import best_threshold
 from .model import FusionModel, ModelConfig, sample_modality_mask
 from .novelty import MIN_FRAMES, Novelty
-from .registry import DEFAULT_MODALITIES
 from .scoring import LoadedModel, network_scores
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    modalities: tuple[str, ...] = DEFAULT_MODALITIES
-    image_size: int = 64
-    depth: str = "resnet10"
-    embed_dim: int = 64
-    hidden_dim: int = 128
-    dropout: float = 0.3
+class TrainConfig(ModelConfig):
+    """The one config: the architecture (``ModelConfig``'s fields) plus how to train it."""
+
     epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3
@@ -52,31 +47,9 @@ class TrainConfig:
     # photos, one web pool) cannot teach "this photo style means this class" by sheer number.
     source_balance: bool = True
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["modalities"] = list(self.modalities)
-        return d
-
-
-@dataclass
-class Trained:
-    model: FusionModel
-    normaliser: Normaliser
-    thresholds: dict[str, float]  # subset key -> decision threshold (chosen on validation)
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    novelty: Novelty | None = None  # fitted on the real training frames
-
-    def meta(self, extra: dict | None = None) -> dict:
-        return {"normaliser": self.normaliser.to_dict(), "thresholds": self.thresholds,
-                "threshold": self.thresholds[subset_key(self.model.config.modalities)],
-                "novelty": self.novelty.to_dict() if self.novelty else None,
-                "history": self.history, "train_seconds": self.seconds, **(extra or {})}
-
-    def loaded(self) -> LoadedModel:
-        """The same model as the scoring code sees a checkpoint."""
-        return LoadedModel(self.model, self.normaliser, self.thresholds, self.meta(),
-                           self.novelty)
+    def model_config(self) -> ModelConfig:
+        """The architecture part, as stored in checkpoints."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
 
 
 def grouped_split(subjects: np.ndarray, y: np.ndarray, fraction: float, seed: int
@@ -160,7 +133,7 @@ def _mirror_some(batch: SampleSet, w: np.ndarray, flip: np.ndarray):
 
 
 def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
-        device: str | None = None) -> Trained:
+        device: str | None = None) -> LoadedModel:
     """Train one model on ``data`` (real and synthetic samples of the training subjects).
 
     Thresholds are chosen on the validation subjects' real files, or on all their samples where
@@ -177,10 +150,7 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
                                      config.seed)
     train, val = data.take(np.flatnonzero(tr_mask)), data.take(np.flatnonzero(va_mask))
     normaliser = Normaliser.fit(train.arrays.features)
-    mcfg = ModelConfig(modalities=config.modalities, n_features=len(feats.FRAME_FEATURES),
-                       image_size=config.image_size, depth=config.depth,
-                       embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
-                       dropout=config.dropout)
+    mcfg = replace(config.model_config(), n_features=len(feats.FRAME_FEATURES))
     model = FusionModel(mcfg, backbone_weights=config.backbone_weights).to(device)
     keys = mcfg.modalities
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -261,7 +231,11 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
         thresholds = {subset_key(s): 0.5 for s in subsets}
     real = data.arrays.take(np.flatnonzero(~data.synthetic))
     novelty = Novelty.fit(real) if len(real) >= MIN_FRAMES else None
-    return Trained(model.cpu(), normaliser, thresholds, history, time.time() - start, novelty)
+    meta = {"normaliser": normaliser.to_dict(), "thresholds": thresholds,
+            "threshold": thresholds[subset_key(keys)],
+            "novelty": novelty.to_dict() if novelty else None,
+            "history": history, "train_seconds": time.time() - start}
+    return LoadedModel(model.cpu(), normaliser, thresholds, meta, novelty)
 
 
 def _val_loss(model: FusionModel, normaliser: Normaliser, val: SampleSet,

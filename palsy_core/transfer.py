@@ -176,8 +176,7 @@ def leave_one_source_out(
                   f"{trained_on[fold.name]['files']} files "
                   f"(+{trained_on[fold.name]['synthetic_samples']} synthetic)", flush=True)
         cfg = replace(config, seed=config.seed + 100 + k)
-        trained = fit(train, cfg, progress=progress)
-        loaded = trained.loaded()
+        loaded = fit(train, cfg, progress=progress)
         gbt, gbt_threshold = _gbt(train, cfg, cfg.seed)
         for i in np.flatnonzero(fold.test | fold.contrast):
             res = analyses.get(rows[i].path)
@@ -202,7 +201,7 @@ def leave_one_source_out(
         held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
                                                      np.flatnonzero(fold.test))))
         if len(held):
-            z, p_left = subset_scores(trained.model, trained.normaliser, held.arrays,
+            z, p_left = subset_scores(loaded.model, loaded.normaliser, held.arrays,
                                       [keys])[subset_key(keys)]
             p = 1.0 / (1.0 + np.exp(-z))
             for j in range(len(held)):

@@ -363,7 +363,7 @@ def test_config_round_trip_and_validation():
     with pytest.raises(ValueError, match="unknown modalities"):
         ModelConfig(modalities=("rgb", "audio"))
     with pytest.raises(ValueError, match="n_features"):
-        ModelConfig(modalities=("features",))
+        ModelConfig(modalities=("features",), n_features=0)
     with pytest.raises(ValueError, match="unknown depth"):
         ModelConfig(modalities=("rgb",), depth="resnet7")
 
@@ -454,9 +454,10 @@ def test_float16_checkpoint_restores_float32(tmp_path, real_batch):
     assert not torch.equal(a.palsy_logit, b.palsy_logit)
 
 
-def test_default_resnet18_checkpoint_under_50_mb(tmp_path):
-    config = ModelConfig(n_features=40)
-    assert config.depth == "resnet18" and {"rgb", "lines"} <= set(config.modalities)
+def test_a_resnet18_checkpoint_at_112_px_is_under_50_mb(tmp_path):
+    config = ModelConfig(n_features=40, depth="resnet18", image_size=112, embed_dim=128,
+                         hidden_dim=256)
+    assert {"rgb", "lines"} <= set(config.modalities)
     path = save_checkpoint(tmp_path / "default.pt", FusionModel(config), META)
     assert path.stat().st_size <= 50_000_000
     payload = torch.load(path, weights_only=True)
