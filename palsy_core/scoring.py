@@ -261,6 +261,7 @@ class ScoredMedia:
                 self.frame_flags[t] = (*self.frame_flags[t], UNFAMILIAR)
         self._flags = [self.frame_flags[t] for t in self.face_idx]
         self._logits: dict[str, np.ndarray] = {}
+        self._scores: dict[tuple[str, ...], SubsetScore] = {}  # a page rerun asks again
 
     @property
     def has_face(self) -> bool:
@@ -283,6 +284,11 @@ class ScoredMedia:
             m for m in self.modalities if m in enabled)
         if not enabled:
             raise ValueError(f"enable at least one of {list(self.modalities)}")
+        if enabled not in self._scores:
+            self._scores[enabled] = self._score(enabled)
+        return self._scores[enabled]
+
+    def _score(self, enabled: tuple[str, ...]) -> SubsetScore:
         t = self.analysis.n_frames
         p_frames = np.full(t, np.nan)
         p_left_frames = np.full(t, np.nan)
@@ -295,6 +301,7 @@ class ScoredMedia:
             p_left_frames[self.face_idx] = left
             p = file_score(p_frames[self.face_idx], self._flags)
             p_left = file_score(p_left_frames[self.face_idx], self._flags)
+        p_frames.flags.writeable = p_left_frames.flags.writeable = False  # cached, shared
         return SubsetScore(enabled, variant_name(enabled, self.modalities), p_frames,
                            p_left_frames, p, p_left, self.loaded.threshold(enabled), weights,
                            inconclusive_reason(self._flags))
