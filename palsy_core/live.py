@@ -25,7 +25,7 @@ import numpy as np
 from .batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from .landmarks import LandmarkDetector, make_detector
 from .line_segments import draw_landmarks, overlay_line_segments
-from .metrics import decision, file_score, inconclusive_reason
+from .metrics import Decided, file_score, inconclusive_reason
 from .novelty import UNFAMILIAR
 from .pipeline import FrameResult, Settings, analyse_frame
 from .scoring import LoadedModel, ParallelEncoder, mirror_averaged, torch_threads
@@ -40,7 +40,7 @@ RATE_WINDOW = 30  # frames over which the scoring rate is measured (wall clock)
 
 
 @dataclass(frozen=True)
-class LiveResult:
+class LiveResult(Decided):
     """The score after one frame. Probabilities are None when there is nothing to score."""
 
     index: int
@@ -58,22 +58,9 @@ class LiveResult:
 
     inconclusive: str | None = None  # why the window gives no verdict (every frame unreliable)
 
-    def _decision(self):
-        return decision(self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE,
-                        self.inconclusive)
-
-    @property
-    def palsy(self) -> bool | None:
-        return self._decision()[0]
-
-    @property
-    def verdict(self) -> str:
-        return self._decision()[1]
-
-    @property
-    def side(self) -> str | None:
-        """The subject's affected side when palsy is suspected, else None."""
-        return self._decision()[2]
+    def _decision_inputs(self):
+        return (self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE,
+                self.inconclusive)
 
 
 class LiveScorer:

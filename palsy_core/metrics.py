@@ -77,6 +77,27 @@ def decision(p: float | None, p_left: float | None, threshold: float, no_face: s
     return palsy, "palsy suspected" if palsy else "no palsy detected", side
 
 
+class Decided:
+    """The verdict properties of a scored result; the class provides ``_decision_inputs``:
+    (P(palsy), P(left), threshold, the verdict without a face, the inconclusive reason)."""
+
+    def _decision_inputs(self) -> tuple[float | None, float | None, float, str, str | None]:
+        raise NotImplementedError
+
+    @property
+    def palsy(self) -> bool | None:
+        return decision(*self._decision_inputs())[0]
+
+    @property
+    def verdict(self) -> str:
+        return decision(*self._decision_inputs())[1]
+
+    @property
+    def side(self) -> str | None:
+        """The subject's affected side when palsy is suspected, else None."""
+        return decision(*self._decision_inputs())[2]
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     """Precision, recall, F1, accuracy, AUROC and the confusion matrix at ``threshold``.
 

@@ -21,7 +21,7 @@ import torch
 from .batches import FrameArrays, Normaliser, analysis_arrays, mirror_arrays, to_inputs
 from .checkpoint import CheckpointError, load_checkpoint
 from .fusion import all_subsets, subset_key, variant_name
-from .metrics import decision, file_score, inconclusive_reason
+from .metrics import Decided, file_score, inconclusive_reason
 from .model import FusionModel
 from .novelty import UNFAMILIAR, Novelty
 from .pipeline import MediaAnalysis
@@ -149,7 +149,7 @@ def load_model(path: str | Path) -> LoadedModel:
 
 
 @dataclass(frozen=True)
-class SubsetScore:
+class SubsetScore(Decided):
     """The result for one modality subset."""
 
     enabled: tuple[str, ...]
@@ -162,20 +162,8 @@ class SubsetScore:
     weights: dict[str, float]
     inconclusive: str | None = None  # why no verdict can be given (metrics.inconclusive_reason)
 
-    def _decision(self):
-        return decision(self.p, self.p_left, self.threshold, "no face found", self.inconclusive)
-
-    @property
-    def palsy(self) -> bool | None:
-        return self._decision()[0]
-
-    @property
-    def verdict(self) -> str:
-        return self._decision()[1]
-
-    @property
-    def side(self) -> str | None:
-        return self._decision()[2]
+    def _decision_inputs(self):
+        return self.p, self.p_left, self.threshold, "no face found", self.inconclusive
 
 
 def encode_batches(model: FusionModel, batches: Iterable[Mapping[str, torch.Tensor]],
