@@ -44,6 +44,13 @@ def _metrics_block(df: pd.DataFrame, names: Sequence[str]) -> dict:
     return block
 
 
+def inconclusive_rows(df: pd.DataFrame) -> pd.Series:
+    """True for the predictions rows whose verdict is inconclusive (a ``reason`` is given)."""
+    if "reason" not in df:
+        return pd.Series(False, index=df.index)
+    return df["reason"].fillna("").astype(str) != ""
+
+
 def metrics_from_predictions(df: pd.DataFrame, names: Sequence[str]) -> dict:
     """Overall and per-source metrics for every scored variant in a predictions table.
 
@@ -51,7 +58,7 @@ def metrics_from_predictions(df: pd.DataFrame, names: Sequence[str]) -> dict:
     listed under ``inconclusive``.
     """
     has = df["face_frames"] > 0
-    unsure = (df["reason"].fillna("").astype(str) != "") if "reason" in df else has & False
+    unsure = inconclusive_rows(df)
     scored = df[has & ~unsure]
     result = {"n_files": len(df), "no_face": df.loc[~has, "path"].tolist(),
               "inconclusive": df.loc[has & unsure, "path"].tolist(),

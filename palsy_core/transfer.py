@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from .dataset import SIDE_CODES, SampleSet
+from .evaluate import inconclusive_rows
 from .fusion import GBT, LATE, fit_late_fusion, report_subsets, subset_key, variant_name
 from .manifest import ManifestRow
 from .metrics import best_threshold, binary_metrics, file_score
@@ -261,7 +262,7 @@ def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
     if len(df):
         # Inconclusive files (every face frame turned, blurred, small or unlike the fold model's
         # training faces) get no verdict: left out of every variant's metrics, counted here.
-        unsure = df["reason"].fillna("").astype(str).ne("") if "reason" in df else df["y"].lt(0)
+        unsure = inconclusive_rows(df)
         out["inconclusive"] = {
             f: {"held_out": int((unsure & part["role"].eq("held-out source")).sum()),
                 "contrast": int((unsure & part["role"].eq("contrast")).sum())}

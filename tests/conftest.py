@@ -99,7 +99,8 @@ def make_test_model(path: Path) -> Path:
     """A small seeded random model with unequal fusion weights, saved as a checkpoint."""
     torch.manual_seed(0)
     n = len(FRAME_FEATURES)
-    model = FusionModel(ModelConfig(n_features=n, image_size=64, depth="resnet10"))
+    model = FusionModel(ModelConfig(n_features=n, image_size=64, depth="resnet10", embed_dim=128,
+                                    hidden_dim=256, dropout=0.2))
     with torch.no_grad():
         model.fusion_logits.copy_(torch.tensor([0.5, 0.0, -0.3, 0.2, 0.1, -0.1]))
     meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),

@@ -305,8 +305,9 @@ def verdict_metrics(score: SubsetScore, suffix: str = "", compact: bool = False)
     p.metric(f"P(palsy){suffix}", _pct(score.p),
              help=f"Decision threshold {_pct(score.threshold)} for these modalities.")
     verdict.metric(f"Verdict{suffix}", score.verdict)
-    side.metric(f"Affected side{suffix}", f"subject's {score.side}" if score.side else "—",
-                help=f"P(subject's left) {_pct(score.p_left)}")
+    side.metric(f"Affected side, subject's own{suffix}", score.side or "—",
+                help="The subject's own side (their left is on the image's right in an "
+                     f"unmirrored photo). P(subject's left) {_pct(score.p_left)}")
     if score.inconclusive:
         st.warning(f"No verdict{suffix}: {score.inconclusive}. P(palsy) is shown for reference "
                    f"only; {retake_hint(score.inconclusive)}", icon=":material/help:")

@@ -23,6 +23,7 @@ from palsy_core.bundle import rows_outside
 from palsy_core.curves import Curves, curves_for
 from palsy_core.evaluate import (
     evaluate_rows,
+    inconclusive_rows,
     metrics_from_predictions,
     seen_in_training,
     transfer_tables,
@@ -259,6 +260,13 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     if result.no_face:
         st.warning(f"No face found in {len(result.no_face)} file(s), not scored: "
                    + ", ".join(result.no_face))
+    unsure = result.metrics.get("inconclusive", [])
+    if unsure:
+        st.info(f"{len(unsure)} file(s) got an inconclusive verdict (every face frame turned, "
+                "tilted, too small, blurred or unlike any training face) and are left out of "
+                "the metrics, curves and tables below: " + ", ".join(unsure),
+                icon=":material/help:")
+    conclusive = result.predictions[~inconclusive_rows(result.predictions)]
     if not names:
         st.warning("No file could be scored, so there are no metrics to show.")
         return
@@ -279,7 +287,7 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     st.subheader("ROC and precision-recall curves")
     picked = st.multiselect("Variants", names, default=singles, format_func=variant_label,
                             key=f"{key}_curves")
-    curves = curves_for(result.predictions, picked)
+    curves = curves_for(conclusive, picked)
     if curves:
         left, right = st.columns(2)
         left.plotly_chart(roc_figure(curves), key=f"{key}_roc")
@@ -297,7 +305,7 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
                          help="empty for a source of one class")})
     st.caption("Sources of one class (healthy-only, for example) have no AUROC; their "
                "precision, recall and F1 are left empty and \"files right\" is the share passed.")
-    st.dataframe(per_subject_table(result.predictions, name), key=f"{key}_subjects")
+    st.dataframe(per_subject_table(conclusive, name), key=f"{key}_subjects")
 
 
 def load_transfer(cv_dir: Path) -> dict | None:
