@@ -40,8 +40,8 @@ from browser_util import (  # noqa: E402  (tests/ holds the shared browser helpe
     write_y4m,
 )
 
-from palsy_core.media import iter_video_frames  # noqa: E402
-from palsy_core.samples import pyfeat_samples  # noqa: E402
+from palsy_core.io.media import iter_video_frames  # noqa: E402
+from palsy_core.io.samples import pyfeat_samples  # noqa: E402
 
 CAMERA_SIZE = (640, 360)
 CAMERA_FPS = 15

@@ -34,21 +34,12 @@ import live_browser  # bench/live_browser.py, beside this script
 import numpy as np
 import torch
 
-from palsy_core import blendshapes as bs
-from palsy_core import features as feats
-from palsy_core.alignment import align, normalised_coordinates, sharpness, warp
-from palsy_core.batches import analysis_arrays, mirror_arrays, to_inputs
-from palsy_core.blendshapes import shared_blendshape_net
-from palsy_core.face_net import shared_face_net
-from palsy_core.fusion import report_subsets
-from palsy_core.landmarks import make_detector
-from palsy_core.line_segments import draw_line_segments
-from palsy_core.live import LiveScorer
-from palsy_core.marks import neutralise_green_marks
-from palsy_core.media import Frame, iter_video_frames
-from palsy_core.pipeline import MediaAnalysis, Settings, analyse_frame, analyse_media
-from palsy_core.samples import pyfeat_samples
-from palsy_core.scoring import (
+from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_frame, analyse_media
+from palsy_core.face.alignment import align, normalised_coordinates, sharpness, warp
+from palsy_core.face.landmarks import make_detector
+from palsy_core.face.marks import neutralise_green_marks
+from palsy_core.inference.live import LiveScorer
+from palsy_core.inference.scoring import (
     FUSE_THREADS,
     LoadedModel,
     ScoredMedia,
@@ -56,6 +47,15 @@ from palsy_core.scoring import (
     load_model,
     torch_threads,
 )
+from palsy_core.io.media import Frame, iter_video_frames
+from palsy_core.io.samples import pyfeat_samples
+from palsy_core.modalities import blendshapes as bs
+from palsy_core.modalities import features as feats
+from palsy_core.modalities.blendshapes import shared_blendshape_net
+from palsy_core.modalities.face_net import shared_face_net
+from palsy_core.modalities.line_segments import draw_line_segments
+from palsy_core.model.batches import analysis_arrays, mirror_arrays, to_inputs
+from palsy_core.model.fusion import report_subsets
 from palsy_core.settings import DEFAULT_MODEL
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -113,10 +113,10 @@ def write_video(dst: Path, n_frames: int, size: tuple[int, int] | None = None) -
 
 def random_model(path: Path) -> Path:
     """A random model with the training defaults' architecture (when no trained one exists)."""
-    from palsy_core.batches import Normaliser
-    from palsy_core.checkpoint import save_checkpoint
-    from palsy_core.model import FusionModel
-    from palsy_core.train import TrainConfig
+    from palsy_core.model.batches import Normaliser
+    from palsy_core.model.checkpoint import save_checkpoint
+    from palsy_core.model.network import FusionModel
+    from palsy_core.training.train import TrainConfig
 
     torch.manual_seed(0)
     n = len(feats.FRAME_FEATURES)

@@ -10,9 +10,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .manifest import ManifestError, read_manifest
-from .pipeline import Settings
-from .settings import DEFAULT_MODEL, DISCLAIMER, __version__, artifacts_dir
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.io.manifest import ManifestError, read_manifest
+from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER, __version__, artifacts_dir
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .extract import extract_paths, frame_cap_reached
+    from palsy_core.extraction.extract import extract_paths, frame_cap_reached
 
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     settings = settings_from_args(args)
@@ -74,7 +74,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _extract_rows(rows, settings, cache: str | None):
-    from .extract import extract_paths
+    from palsy_core.extraction.extract import extract_paths
 
     report = extract_paths([r.path for r in rows], settings,
                            cache_dir=Path(cache) if cache else None)
@@ -86,13 +86,13 @@ def _extract_rows(rows, settings, cache: str | None):
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .checkpoint import save_checkpoint
-    from .crossval import cross_validate, variant_names
-    from .dataset import SampleSet, real_samples, synthetic_samples
-    from .evaluate import write_artifacts
-    from .extract import file_digest
-    from .train import TrainConfig, fit
-    from .transfer import leave_one_source_out, write_transfer
+    from palsy_core.evaluation.evaluate import write_artifacts
+    from palsy_core.extraction.extract import file_digest
+    from palsy_core.model.checkpoint import save_checkpoint
+    from palsy_core.training.crossval import cross_validate, variant_names
+    from palsy_core.training.dataset import SampleSet, real_samples, synthetic_samples
+    from palsy_core.training.train import TrainConfig, fit
+    from palsy_core.training.transfer import leave_one_source_out, write_transfer
 
     start = time.time()
     rows = read_manifest(args.manifest)
@@ -144,8 +144,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_rows, seen_in_training, write_artifacts
-    from .scoring import load_model
+    from palsy_core.evaluation.evaluate import evaluate_rows, seen_in_training, write_artifacts
+    from palsy_core.inference.scoring import load_model
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
@@ -167,8 +167,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .media import MediaError
-    from .screen import Screener
+    from palsy_core.inference.screen import Screener
+    from palsy_core.io.media import MediaError
 
     settings = settings_from_args(args)
     status = 0
@@ -200,7 +200,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .model_card import render
+    from palsy_core.evaluation.model_card import render
 
     model = Path(args.model)
     cv_dir = Path(args.cv) if args.cv else artifacts_dir(model)
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     p.set_defaults(func=cmd_extract)
 
-    from .registry import MODALITY_KEYS
+    from palsy_core.registry import MODALITY_KEYS
 
     p = sub.add_parser("train", help="train the fused model (with subject-grouped CV)")
     p.add_argument("--manifest", required=True)
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .checkpoint import CheckpointError
+    from palsy_core.model.checkpoint import CheckpointError
 
     try:
         return args.func(args)

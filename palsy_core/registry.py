@@ -66,9 +66,10 @@ def modality(key: str) -> Modality:
 
 
 # --- Expression features -------------------------------------------------------------------------
-# Computed by palsy_core.features, in exactly this order. Side names are the subject's own; "higher"
-# and "vertical" refer to the face's own axes (perpendicular to the interpupillary line). Landmark
-# numbers: dlib-68 as in Parra-Dominguez et al. 2021, MediaPipe as mapped in palsy_core.features.
+# Computed by palsy_core.modalities.features, in exactly this order. Side names are the subject's
+# own; "higher" and "vertical" refer to the face's own axes (perpendicular to the interpupillary
+# line). Landmark numbers: dlib-68 as in Parra-Dominguez et al. 2021, MediaPipe as mapped in
+# palsy_core.modalities.features.
 
 _PD = "parra_dominguez"
 _PD_TILT = ("Signed angle of the line joining {what} to the interpupillary line, positive when the "

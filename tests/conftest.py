@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from palsy_core.batches import Normaliser
-from palsy_core.checkpoint import save_checkpoint
-from palsy_core.model import FusionModel, ModelConfig
+from palsy_core.face.synth import synthesize_palsy
+from palsy_core.io.samples import pyfeat_samples
+from palsy_core.model.batches import Normaliser
+from palsy_core.model.checkpoint import save_checkpoint
+from palsy_core.model.network import FusionModel, ModelConfig
 from palsy_core.registry import FRAME_FEATURES
-from palsy_core.samples import pyfeat_samples
-from palsy_core.synth import synthesize_palsy
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def face_rgb(pyfeat_dir: Path) -> np.ndarray:
 @pytest.fixture(scope="session")
 def detector():
     """One static-mode Face Mesh detector shared by the session (creating one is expensive)."""
-    from palsy_core.landmarks import FaceMeshDetector
+    from palsy_core.face.landmarks import FaceMeshDetector
 
     with FaceMeshDetector(tracking=False) as det:
         yield det
@@ -70,12 +70,12 @@ def transfer_run(tmp_path_factory, palsy_manifest):
     check must keep that person out of training wherever they appear.
     Returns (manifest rows, TransferResult).
     """
-    from palsy_core.dataset import real_samples, synthetic_samples
-    from palsy_core.extract import extract_paths
-    from palsy_core.manifest import read_manifest
-    from palsy_core.pipeline import Settings
-    from palsy_core.train import TrainConfig
-    from palsy_core.transfer import leave_one_source_out
+    from palsy_core.extraction.extract import extract_paths
+    from palsy_core.extraction.pipeline import Settings
+    from palsy_core.io.manifest import read_manifest
+    from palsy_core.training.dataset import real_samples, synthetic_samples
+    from palsy_core.training.train import TrainConfig
+    from palsy_core.training.transfer import leave_one_source_out
 
     text = palsy_manifest.read_text().splitlines()
     lines = [text[0]]

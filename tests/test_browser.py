@@ -33,10 +33,10 @@ from conftest import make_test_model
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from palsy_core.media import iter_video_frames
-from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference.scoring import ScoredMedia, load_model
+from palsy_core.io.media import iter_video_frames
 from palsy_core.registry import modality
-from palsy_core.scoring import ScoredMedia, load_model
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")

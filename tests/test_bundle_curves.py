@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from palsy_core.bundle import BundleError, rows_outside, unpacked_bundle
-from palsy_core.curves import curves_for, variant_curves
-from palsy_core.manifest import read_manifest
+from palsy_core.evaluation.curves import curves_for, variant_curves
+from palsy_core.io.bundle import BundleError, rows_outside, unpacked_bundle
+from palsy_core.io.manifest import read_manifest
 from palsy_core.metrics import binary_metrics
 
 MANIFEST = "path,label,subject,source\nfaces/a.jpg,healthy,s1,pyfeat\nfaces/b.jpg,palsy,s2,pyfeat\n"

@@ -17,13 +17,13 @@ import torch
 from conftest import make_test_model
 from PIL import Image
 
-from palsy_core.batches import to_inputs
-from palsy_core.demo import healthy_sample, palsy_sample, severity_sweep
-from palsy_core.explain import cam_from_inputs, grad_cam, one_frame, overlay_heatmap
-from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference.demo import healthy_sample, palsy_sample, severity_sweep
+from palsy_core.inference.explain import cam_from_inputs, grad_cam, one_frame, overlay_heatmap
+from palsy_core.inference.report import DISCLAIMER, frame_table, html_report, key_frames
+from palsy_core.inference.scoring import ScoredMedia, load_model
+from palsy_core.model.batches import to_inputs
 from palsy_core.registry import EMOTRICS_FEATURES, FRAME_FEATURES
-from palsy_core.report import DISCLAIMER, frame_table, html_report, key_frames
-from palsy_core.scoring import ScoredMedia, load_model
 
 COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
 SETTINGS = Settings(sample_fps=5.0, max_frames=12)

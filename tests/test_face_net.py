@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from palsy_core.alignment import align
-from palsy_core.face_net import (
+from palsy_core.extraction.pipeline import Settings, analyse_frame
+from palsy_core.face.alignment import align
+from palsy_core.face.synth import synthesize_palsy
+from palsy_core.modalities.face_net import (
     DIM,
     N_ABS,
     FaceNet,
@@ -15,8 +17,6 @@ from palsy_core.face_net import (
     mirror_asymmetry,
     shared_face_net,
 )
-from palsy_core.pipeline import Settings, analyse_frame
-from palsy_core.synth import synthesize_palsy
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from palsy_core import registry
-from palsy_core.alignment import align
-from palsy_core.features import (
+from palsy_core.face.alignment import align
+from palsy_core.face.topology import CONTOURS, LEFT_IRIS, RIGHT_IRIS, mirror_index
+from palsy_core.modalities.features import (
     CLIP_FEATURES,
     DLIB_TO_MEDIAPIPE,
     FRAME_FEATURES,
@@ -24,7 +25,6 @@ from palsy_core.features import (
     iris_diameters_px,
     mirror_permutation,
 )
-from palsy_core.topology import CONTOURS, LEFT_IRIS, RIGHT_IRIS, mirror_index
 
 SIZE = 224
 KEYS = [f.key for f in FRAME_FEATURES]

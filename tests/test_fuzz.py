@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from palsy_core.manifest import ManifestError, ManifestRow, read_manifest
-from palsy_core.media import MediaError, iter_video_frames, load_photo
-from palsy_core.samples import pyfeat_samples
+from palsy_core.io.manifest import ManifestError, ManifestRow, read_manifest
+from palsy_core.io.media import MediaError, iter_video_frames, load_photo
+from palsy_core.io.samples import pyfeat_samples
 
 # Damaged files make Pillow warn (and then fail or decode partly): expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:(Truncated File Read|Corrupt EXIF):UserWarning")

@@ -19,15 +19,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from palsy_core import blendshapes as bs
-from palsy_core.alignment import align
-from palsy_core.batches import analysis_arrays, mirror_arrays
-from palsy_core.evaluate import metrics_from_predictions
-from palsy_core.fusion import fit_late_fusion
-from palsy_core.landmarks import TaskLandmarkerDetector
+from palsy_core.evaluation.evaluate import metrics_from_predictions
+from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_media
+from palsy_core.face.alignment import align
+from palsy_core.face.landmarks import TaskLandmarkerDetector
+from palsy_core.inference.scoring import ScoredMedia, load_model
 from palsy_core.metrics import INCONCLUSIVE, inconclusive_reason
-from palsy_core.pipeline import MediaAnalysis, Settings, analyse_media
-from palsy_core.scoring import ScoredMedia, load_model
+from palsy_core.modalities import blendshapes as bs
+from palsy_core.model.batches import analysis_arrays, mirror_arrays
+from palsy_core.model.fusion import fit_late_fusion
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "default.pt"

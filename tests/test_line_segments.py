@@ -6,13 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from palsy_core.alignment import EYE_Y, align
-from palsy_core.line_segments import (
-    draw_landmarks,
-    draw_line_segments,
-    overlay_line_segments,
-)
-from palsy_core.topology import (
+from palsy_core.face.alignment import EYE_Y, align
+from palsy_core.face.topology import (
     CONTOURS,
     LEFT_IRIS,
     LEFT_MOUTH_CORNER,
@@ -20,6 +15,11 @@ from palsy_core.topology import (
     RIGHT_IRIS,
     RIGHT_MOUTH_CORNER,
     mirror_index,
+)
+from palsy_core.modalities.line_segments import (
+    draw_landmarks,
+    draw_line_segments,
+    overlay_line_segments,
 )
 
 SIZE = 224

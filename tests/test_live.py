@@ -22,15 +22,15 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
 
-from palsy_core import live
-from palsy_core.batches import Normaliser
-from palsy_core.checkpoint import save_checkpoint
-from palsy_core.line_segments import CONTOUR_COLOUR
-from palsy_core.live import LiveScorer
-from palsy_core.media import iter_video_frames
-from palsy_core.model import FusionModel, ModelConfig
+from palsy_core.inference import live
+from palsy_core.inference.live import LiveScorer
+from palsy_core.inference.scoring import load_model
+from palsy_core.io.media import iter_video_frames
+from palsy_core.modalities.line_segments import CONTOUR_COLOUR
+from palsy_core.model.batches import Normaliser
+from palsy_core.model.checkpoint import save_checkpoint
+from palsy_core.model.network import FusionModel, ModelConfig
 from palsy_core.registry import FRAME_FEATURES, MODALITY_KEYS
-from palsy_core.scoring import load_model
 from ui.live import ICE_ENV, NO_ICE, SCORER_KEY, frame_callback, rtc_configuration
 
 ALL = MODALITY_KEYS

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from palsy_core.manifest import ManifestError, read_manifest
+from palsy_core.io.manifest import ManifestError, read_manifest
 
 
 def _write(tmp_path, text: str, encoding: str = "utf-8"):

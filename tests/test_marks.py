@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from palsy_core.features import DLIB_TO_MEDIAPIPE
-from palsy_core.marks import green_mark_mask, neutralise_green_marks
-from palsy_core.pipeline import Settings, analyse_frame
+from palsy_core.extraction.pipeline import Settings, analyse_frame
+from palsy_core.face.marks import green_mark_mask, neutralise_green_marks
+from palsy_core.modalities.features import DLIB_TO_MEDIAPIPE
 
 GREEN = (0, 255, 0)
 CLEAN_PHOTOS = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",

@@ -16,7 +16,8 @@ import pytest
 from conftest import write_audio_only
 from PIL import Image
 
-from palsy_core.media import (
+from palsy_core.face.topology import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+from palsy_core.io.media import (
     PHOTO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     Frame,
@@ -27,7 +28,6 @@ from palsy_core.media import (
     media_kind,
     probe_video,
 )
-from palsy_core.topology import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 
 
 def _mae(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,18 +15,19 @@ import torch
 import torchvision
 from torch import nn
 
-from palsy_core.alignment import INTEROCULAR, align, warp
-from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
-from palsy_core.blendshapes import shared_blendshape_net
-from palsy_core.checkpoint import (
+from palsy_core.face.alignment import INTEROCULAR, align, warp
+from palsy_core.face.topology import LEFT_IRIS, RIGHT_IRIS, mirror_index
+from palsy_core.modalities.blendshapes import DIM as BLENDSHAPES_DIM
+from palsy_core.modalities.blendshapes import shared_blendshape_net
+from palsy_core.modalities.face_net import DIM as FACE_ASYM_DIM
+from palsy_core.modalities.face_net import shared_face_net
+from palsy_core.model.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from palsy_core.face_net import DIM as FACE_ASYM_DIM
-from palsy_core.face_net import shared_face_net
-from palsy_core.model import (
+from palsy_core.model.network import (
     FusionModel,
     ImageEncoder,
     ModelConfig,
@@ -36,7 +37,6 @@ from palsy_core.model import (
     sample_modality_mask,
 )
 from palsy_core.registry import MODALITY_KEYS
-from palsy_core.topology import LEFT_IRIS, RIGHT_IRIS, mirror_index
 
 SIZE = 64
 N_FEATURES = 8

@@ -25,7 +25,7 @@ def test_a_process_with_the_filter_keeps_real_errors_and_drops_native_noise(pyfe
         import os, sys, warnings
         from palsy_core.native_logs import filter_native_logs
         assert filter_native_logs() and filter_native_logs()  # once, idempotent
-        from palsy_core.pipeline import analyse_media
+        from palsy_core.extraction.pipeline import analyse_media
         analyse_media({str(pyfeat_dir / "single_face.jpg")!r}, "face.jpg")
         os.write(2, b"native: something real\\n")
         print("python: a real problem", file=sys.stderr)  # the last line before exit

@@ -1,4 +1,4 @@
-"""The "unlike any training face" check (``palsy_core.novelty``) on real faces.
+"""The "unlike any training face" check (``palsy_core.model.novelty``) on real faces.
 
 Ordinary frontal photos, their mirror images and recoloured copies are familiar to the shipped
 model (photo style cancels in the mirror-invariant views); the same faces with one half hidden
@@ -18,13 +18,13 @@ import pytest
 from conftest import make_test_model
 from PIL import Image
 
-from palsy_core.batches import FrameArrays, frame_arrays, mirror_arrays
-from palsy_core.live import LiveScorer
+from palsy_core.extraction.pipeline import Settings, analyse_frame, analyse_media
+from palsy_core.inference.live import LiveScorer
+from palsy_core.inference.report import frame_table, html_report
+from palsy_core.inference.scoring import ScoredMedia, load_model, summary
 from palsy_core.metrics import FLAG_NAMES, INCONCLUSIVE, retake_hint
-from palsy_core.novelty import MIN_FRAMES, UNFAMILIAR, Novelty
-from palsy_core.pipeline import Settings, analyse_frame, analyse_media
-from palsy_core.report import frame_table, html_report
-from palsy_core.scoring import ScoredMedia, load_model, summary
+from palsy_core.model.batches import FrameArrays, frame_arrays, mirror_arrays
+from palsy_core.model.novelty import MIN_FRAMES, UNFAMILIAR, Novelty
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTAL = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg")

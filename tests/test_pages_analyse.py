@@ -6,9 +6,9 @@ import pytest
 from conftest import make_test_model
 from streamlit.testing.v1 import AppTest
 
-from palsy_core.demo import SAMPLE_LABELS
-from palsy_core.pipeline import Settings, analyse_media
-from palsy_core.scoring import ScoredMedia, load_model
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference.demo import SAMPLE_LABELS
+from palsy_core.inference.scoring import ScoredMedia, load_model
 
 ANALYSE = "views/1_Analyse.py"
 ABLATION = "views/3_Ablation.py"
@@ -169,7 +169,7 @@ def _upload_script(name: str, data: bytes) -> None:
     """Hands ``ui.analysis.analyse_upload`` an in-memory upload, as ``st.file_uploader`` would."""
     import io
 
-    from palsy_core.pipeline import Settings
+    from palsy_core.extraction.pipeline import Settings
     from ui.analysis import analyse_upload
     from ui.common import get_model
 

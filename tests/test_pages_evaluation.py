@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from palsy_core.fusion import variant_label
-from palsy_core.pipeline import Settings, analyse_media
-from palsy_core.scoring import ScoredMedia, load_model
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference.scoring import ScoredMedia, load_model
+from palsy_core.model.fusion import variant_label
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_PAGE = str(ROOT / "views" / "4_Evaluation.py")
@@ -149,8 +149,8 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
 
 
 def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
-    from palsy_core.evaluate import transfer_tables
-    from palsy_core.transfer import write_transfer
+    from palsy_core.evaluation.evaluate import transfer_tables
+    from palsy_core.training.transfer import write_transfer
 
     cv_dir = trained.with_name("m_cv")
     at = AppTest.from_file(EVAL_PAGE, default_timeout=TIMEOUT).run()

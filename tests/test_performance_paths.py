@@ -19,16 +19,7 @@ import torch
 from conftest import make_test_model
 from PIL import Image
 
-from palsy_core import line_segments as ls
-from palsy_core.alignment import align
-from palsy_core.batches import FrameArrays, mirror_arrays, resize_images, to_inputs
-from palsy_core.blendshapes import DIM as BLENDSHAPES_DIM
-from palsy_core.face_net import DIM as FACE_ASYM_DIM
-from palsy_core.features import clip_features
-from palsy_core.landmarks import make_detector
-from palsy_core.live import LiveScorer
-from palsy_core.media import MediaError, iter_media_frames
-from palsy_core.pipeline import (
+from palsy_core.extraction.pipeline import (
     MediaAnalysis,
     Settings,
     _prefetched,
@@ -36,8 +27,17 @@ from palsy_core.pipeline import (
     analyse_media,
     iter_analysed_frames,
 )
-from palsy_core.scoring import ParallelEncoder, ScoredMedia, load_model, torch_threads
-from palsy_core.topology import N_LANDMARKS
+from palsy_core.face.alignment import align
+from palsy_core.face.landmarks import make_detector
+from palsy_core.face.topology import N_LANDMARKS
+from palsy_core.inference.live import LiveScorer
+from palsy_core.inference.scoring import ParallelEncoder, ScoredMedia, load_model, torch_threads
+from palsy_core.io.media import MediaError, iter_media_frames
+from palsy_core.modalities import line_segments as ls
+from palsy_core.modalities.blendshapes import DIM as BLENDSHAPES_DIM
+from palsy_core.modalities.face_net import DIM as FACE_ASYM_DIM
+from palsy_core.modalities.features import clip_features
+from palsy_core.model.batches import FrameArrays, mirror_arrays, resize_images, to_inputs
 
 # face_noface.mov at 12 frames/s: about 77 frames, a face in the first part only, so the results
 # cross a stacking chunk (64 frames) and hold both face and no-face rows.

@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 
-from palsy_core import features as feats
-from palsy_core.alignment import align
-from palsy_core.extract import extract_paths
-from palsy_core.pipeline import MediaAnalysis, Settings, analyse_media
+from palsy_core.extraction.extract import extract_paths
+from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_media
+from palsy_core.face.alignment import align
+from palsy_core.modalities import features as feats
 
 
 def test_478_landmarks_on_real_faces(pyfeat_dir, detector):

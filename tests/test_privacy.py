@@ -27,11 +27,12 @@ from browser_util import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 from conftest import make_test_model
 from streamlit.testing.v1 import AppTest
 
-from palsy_core import cli, screen
-from palsy_core.checkpoint import FORMAT_VERSION
-from palsy_core.explain import grad_cam
-from palsy_core.pipeline import Settings, analyse_media
-from palsy_core.scoring import ScoredMedia, load_model
+from palsy_core import cli
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference import screen
+from palsy_core.inference.explain import grad_cam
+from palsy_core.inference.scoring import ScoredMedia, load_model
+from palsy_core.model.checkpoint import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSE = str(ROOT / "views" / "1_Analyse.py")
@@ -184,7 +185,7 @@ def _calls(tree: ast.AST, module: str, function: str) -> list[ast.Call]:
 
 def test_every_load_of_a_file_refuses_pickled_code():
     """torch.load always with weights_only=True, np.load always with allow_pickle=False."""
-    sources = [*ROOT.glob("palsy_core/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("views/*.py"),
+    sources = [*ROOT.rglob("palsy_core/**/*.py"), *ROOT.glob("ui/*.py"), *ROOT.glob("views/*.py"),
                ROOT / "app.py"]
     found = 0
     for path in sources:

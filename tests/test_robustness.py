@@ -30,12 +30,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from palsy_core import cli
-from palsy_core.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from palsy_core.extract import cache_path, extract_file, file_digest
-from palsy_core.media import MIN_SIDE, MediaError, iter_video_frames, load_photo
+from palsy_core.extraction.extract import cache_path, extract_file, file_digest
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.io.media import MIN_SIDE, MediaError, iter_video_frames, load_photo
 from palsy_core.metrics import UNRELIABLE_FLAGS
-from palsy_core.model import FusionModel
-from palsy_core.pipeline import Settings
+from palsy_core.model.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from palsy_core.model.network import FusionModel
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSE = str(ROOT / "views" / "1_Analyse.py")
@@ -172,7 +172,7 @@ def test_missing_file_is_named(tmp_path):
 def test_8000px_photo_is_downscaled_with_bounded_memory(bad_inputs):
     """Decoded at a reduced JPEG scale: peak memory stays far below the 192 MB full frame."""
     probe = ("import resource, sys\n"
-             "from palsy_core.media import load_photo\n"
+             "from palsy_core.io.media import load_photo\n"
              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
              "rgb = load_photo(sys.argv[1])\n"
              "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

@@ -18,10 +18,10 @@ from PIL import Image
 
 import palsy_core
 from palsy_core import Screener, load_model
-from palsy_core.media import MediaError, iter_video_frames
-from palsy_core.pipeline import Settings, analyse_media
+from palsy_core.extraction.pipeline import Settings, analyse_media
+from palsy_core.inference.scoring import ScoredMedia
+from palsy_core.io.media import MediaError, iter_video_frames
 from palsy_core.registry import MODALITY_KEYS
-from palsy_core.scoring import ScoredMedia
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,7 @@ def goldens() -> dict:
 
 @pytest.fixture(scope="module")
 def actual(goldens) -> dict:
-    from palsy_core.scoring import load_model
+    from palsy_core.inference.scoring import load_model
 
     loaded = load_model(shipped.MODEL)
     paths = shipped.media()

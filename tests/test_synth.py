@@ -13,10 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from palsy_core.alignment import EYE_Y, INTEROCULAR, align
-from palsy_core.settings import SIDES
-from palsy_core.synth import SynthResult, synthesize_palsy
-from palsy_core.topology import (
+from palsy_core.face.alignment import EYE_Y, INTEROCULAR, align
+from palsy_core.face.synth import SynthResult, synthesize_palsy
+from palsy_core.face.topology import (
     LEFT_BROW_PEAK,
     LEFT_EYE_LOWER,
     LEFT_EYE_UPPER,
@@ -31,6 +30,7 @@ from palsy_core.topology import (
     UPPER_LIP_TOP,
     mirror_points,
 )
+from palsy_core.settings import SIDES
 
 SIZE = 224
 IOD = INTEROCULAR * SIZE  # aligned pixels

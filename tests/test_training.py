@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from palsy_core.crossval import folds
-from palsy_core.dataset import SIDE_CODES
-from palsy_core.manifest import ManifestRow
-from palsy_core.train import grouped_split
+from palsy_core.io.manifest import ManifestRow
+from palsy_core.training.crossval import folds
+from palsy_core.training.dataset import SIDE_CODES
+from palsy_core.training.train import grouped_split
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -78,8 +78,8 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert "12 of these 12 files were in the model's training data" in run.stderr
 
     # evaluate and predict report what scoring the file directly gives (same model, same frames).
-    from palsy_core.pipeline import Settings, analyse_media
-    from palsy_core.scoring import ScoredMedia, load_model
+    from palsy_core.extraction.pipeline import Settings, analyse_media
+    from palsy_core.inference.scoring import ScoredMedia, load_model
 
     loaded = load_model(model)
     root = palsy_manifest.parent
@@ -133,8 +133,8 @@ def test_structured_model_learns_synthetic_palsy(tmp_path, palsy_manifest):
 def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, transfer_run):
     """Each source is held out in turn against held-out people of the other class; none of
     them (in any source) reach that fold's model, and every fold scores both classes."""
-    from palsy_core.model_card import transfer_section
-    from palsy_core.transfer import fold_auroc, transfer_folds, write_transfer
+    from palsy_core.evaluation.model_card import transfer_section
+    from palsy_core.training.transfer import fold_auroc, transfer_folds, write_transfer
 
     rows, result = transfer_run
     assert sorted(result.trained_on) == ["healthy-a", "healthy-b", "palsy-set"]
@@ -180,7 +180,7 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
     assert summary["variants"]["pooled"]["fused"]["f1"] == pytest.approx(
         f1_score(files["y"], (centred >= 0).astype(int)))
     # The displayed tables, recomputed from the scored rows with sklearn and pandas alone.
-    from palsy_core.evaluate import transfer_tables
+    from palsy_core.evaluation.evaluate import transfer_tables
 
     real, synthetic, variants = transfer_tables(summary)
     real = real.set_index("held-out source")

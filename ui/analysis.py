@@ -31,12 +31,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from palsy_core.demo import SAMPLE_LABELS, SweepResult, samples
-from palsy_core.media import MediaError, media_kind, probe_video
-from palsy_core.metrics import retake_hint
-from palsy_core.pipeline import FrameResult, Settings
-from palsy_core.registry import modality
-from palsy_core.report import (
+from palsy_core.extraction.pipeline import FrameResult, Settings
+from palsy_core.inference.demo import SAMPLE_LABELS, SweepResult, samples
+from palsy_core.inference.report import (
     FLAG_NAMES,
     cam_overlay,
     emotrics_sides,
@@ -46,9 +43,12 @@ from palsy_core.report import (
     key_frames,
     overlay_face,
 )
-from palsy_core.samples import SamplesUnavailable
-from palsy_core.scoring import LoadedModel, ScoredMedia, SubsetScore
-from palsy_core.screen import Screener, Screening
+from palsy_core.inference.scoring import LoadedModel, ScoredMedia, SubsetScore
+from palsy_core.inference.screen import Screener, Screening
+from palsy_core.io.media import MediaError, media_kind, probe_video
+from palsy_core.io.samples import SamplesUnavailable
+from palsy_core.metrics import retake_hint
+from palsy_core.registry import modality
 from palsy_core.settings import SIDES
 
 # Samples are short; a few frames per second show the model's behaviour over time quickly.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from palsy_core.checkpoint import CheckpointError
-from palsy_core.scoring import LoadedModel, load_model
+from palsy_core.inference.scoring import LoadedModel, load_model
+from palsy_core.model.checkpoint import CheckpointError
 from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER
 
 

@@ -19,21 +19,21 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from palsy_core.bundle import rows_outside
-from palsy_core.curves import Curves, curves_for
-from palsy_core.evaluate import (
+from palsy_core.evaluation.curves import Curves, curves_for
+from palsy_core.evaluation.evaluate import (
     evaluate_rows,
     inconclusive_rows,
     metrics_from_predictions,
     seen_in_training,
     transfer_tables,
 )
-from palsy_core.extract import extract_paths
-from palsy_core.fusion import variant_label
-from palsy_core.manifest import LABELS, read_manifest
-from palsy_core.pipeline import Settings
+from palsy_core.extraction.extract import extract_paths
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.inference.scoring import LoadedModel
+from palsy_core.io.bundle import rows_outside
+from palsy_core.io.manifest import LABELS, read_manifest
+from palsy_core.model.fusion import variant_label
 from palsy_core.registry import MODALITIES
-from palsy_core.scoring import LoadedModel
 
 PALETTE = qualitative.Plotly
 METRIC_COLUMNS = {"n": "files", "precision": "precision", "recall": "recall", "f1": "F1",

@@ -17,9 +17,9 @@ from typing import Any
 import av
 import streamlit as st
 
-from palsy_core.live import LiveScorer
-from palsy_core.pipeline import Settings
-from palsy_core.scoring import LoadedModel
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.inference.live import LiveScorer
+from palsy_core.inference.scoring import LoadedModel
 
 ICE_ENV = "PALSY_ICE_SERVERS"
 ICE_SECRET = "ice_servers"

@@ -7,8 +7,8 @@ instantly from cached embeddings and the Ablation page works on the same input.
 
 import streamlit as st
 
-from palsy_core.demo import SAMPLE_LABELS
-from palsy_core.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
+from palsy_core.inference.demo import SAMPLE_LABELS
+from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from ui import analysis as ua
 from ui.common import disclaimer, get_model
 

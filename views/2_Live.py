@@ -8,7 +8,7 @@ frames, and the scores are polled from it while the stream plays.
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from palsy_core.live import OVERLAYS, LiveScorer
+from palsy_core.inference.live import OVERLAYS, LiveScorer
 from palsy_core.metrics import retake_hint
 from palsy_core.registry import modality
 from ui.common import disclaimer, get_model

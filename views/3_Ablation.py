@@ -8,7 +8,7 @@ draws synthetic palsy on one of its faces and analyses each version from scratch
 import numpy as np
 import streamlit as st
 
-from palsy_core.demo import severity_sweep
+from palsy_core.inference.demo import severity_sweep
 from ui import analysis as ua
 from ui.common import disclaimer, get_model
 from ui.evaluation import weights_figure
@@ -72,8 +72,8 @@ st.dataframe(ua.subsets_table(scored, enabled), hide_index=True, key="subsets_ta
 
 st.subheader("Severity sweep")
 st.markdown("Synthetic one-sided palsy of growing severity is drawn on one face of this input "
-            "(`palsy_core.synth`); each version is detected and analysed from scratch and scored "
-            "by the fused model and by each modality alone.")
+            "(`palsy_core.face.synth`); each version is detected and analysed from scratch and "
+            "scored by the fused model and by each modality alone.")
 t, side, steps = ua.sweep_controls(scored)
 if st.button("Run the sweep", icon=":material/trending_up:", key="run_sweep"):
     with st.spinner(f"Synthesising and analysing {steps} faces…"):

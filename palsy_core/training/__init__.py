@@ -1,0 +1,1 @@
+"""Training samples, fitting, subject-grouped cross-validation and the transfer check."""

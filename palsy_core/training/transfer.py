@@ -1,0 +1,314 @@
+"""Transfer check: how the model does on a source it has never seen.
+
+Cross-validation inside one collection overstates quality, even grouped by subject: a model can
+learn a source's photo style. So each source (or group of sources that share one pool, such as
+two scrapes of the same web images) is held out in turn, and scored **against held-out people of
+the other class** from the remaining sources (a fixed, subject-grouped share of them), with a
+model trained on everything else: every person of the held-out source and of the contrast group
+is removed from training wherever they appear. Each fold then has both classes scored by one
+model, so its AUROC measures discrimination on an unseen source, not how well probabilities from
+different models happen to line up (which is what pooling raw probabilities of one-class held-out
+sources mostly measures).
+
+Per fold, every file is scored by the fold's model with every modality subset of the report
+table, each at that model's own threshold (chosen on its subject-grouped validation split, as
+for the shipped model), and by a gradient-boosted tree on the concatenated invariant vectors (the
+baseline the networks must beat). A third variant, a late fusion of the modalities' own logits
+(:mod:`palsy_core.model.fusion`) fitted for fold *k* on the *other* folds' held-out predictions
+(excluding fold *k*'s people), measures whether fitting the fusion where it transfers helps.
+Pooled numbers centre each fold's scores on that fold's own threshold.
+
+Synthetic one-sided palsy made from the held-out source's healthy faces, against their
+severity-0 controls, is scored too (with the affected side). Synthetic samples never enter the
+real-file metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from palsy_core.evaluation.evaluate import inconclusive_rows
+from palsy_core.extraction.pipeline import MediaAnalysis
+from palsy_core.inference.scoring import ScoredMedia
+from palsy_core.io.manifest import ManifestRow
+from palsy_core.metrics import best_threshold, binary_metrics, file_score
+from palsy_core.model.fusion import (
+    GBT,
+    LATE,
+    fit_late_fusion,
+    report_subsets,
+    subset_key,
+    variant_name,
+)
+from palsy_core.model.novelty import invariant_vectors
+from palsy_core.training.dataset import SIDE_CODES, SampleSet
+from palsy_core.training.train import TrainConfig, fit, grouped_split, source_weights, subset_scores
+
+LEFT = SIDE_CODES["left"]
+CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class TransferFold:
+    """One held-out source (group) with its contrast people and its training rows (masks over
+    the manifest rows)."""
+
+    name: str
+    sources: tuple[str, ...]
+    test: np.ndarray  # the held-out source's files
+    contrast: np.ndarray  # held-out people of the other class, from the remaining sources
+    train: np.ndarray  # everyone else
+
+
+@dataclass
+class TransferResult:
+    files: pd.DataFrame  # one row per (fold, scored real file): z_<m>, p_/thr_<variant>
+    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces
+    trained_on: dict[str, dict] = field(default_factory=dict)  # fold -> training-set counts
+    skipped: dict[str, str] = field(default_factory=dict)  # fold -> why it was not run
+
+
+def _share(subject: str, fold: str) -> float:
+    return int(hashlib.sha256(f"{subject}|{fold}".encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def transfer_folds(rows: Sequence[ManifestRow], groups: Sequence[Sequence[str]] = (),
+                   contrast_fraction: float = CONTRAST_FRACTION) -> list[TransferFold]:
+    """One fold per source; the sources named together in ``groups`` are held out together."""
+    sources = sorted({r.source for r in rows})
+    joined = {s: tuple(sorted(g)) for g in groups for s in g if s in sources}
+    names: list[tuple[str, ...]] = []
+    for s in sources:
+        g = joined.get(s, (s,))
+        g = tuple(x for x in g if x in sources)
+        if g not in names:
+            names.append(g)
+    src = np.array([r.source for r in rows], dtype=object)
+    subj = np.array([r.subject for r in rows], dtype=object)
+    y = np.array([r.y for r in rows])
+    folds = []
+    for g in names:
+        name = "+".join(g)
+        test = np.isin(src, list(g))
+        contrast = np.zeros(len(rows), bool)
+        classes = set(y[test].tolist())
+        if len(classes) == 1:
+            other = ~test & (y != next(iter(classes))) & ~np.isin(subj, subj[test])
+            picked = [s for s in np.unique(subj[other]) if _share(s, name) < contrast_fraction]
+            contrast = other & np.isin(subj, picked)
+        held = np.isin(subj, subj[test | contrast])
+        folds.append(TransferFold(name, g, test, contrast & ~test, ~held))
+    return folds
+
+
+def _gbt(data: SampleSet, config: TrainConfig, seed: int
+         ) -> tuple[HistGradientBoostingClassifier, float]:
+    """The tree baseline, trained like the network (same split, source and class balance), and
+    its threshold chosen on the same kind of validation split."""
+    tr, va = grouped_split(data.subjects, data.y.astype(int), config.val_fraction, seed)
+    train, val = data.take(np.flatnonzero(tr)), data.take(np.flatnonzero(va))
+    w = train.weight.astype(np.float64) * source_weights(train)
+    for label in (0, 1):
+        sel = train.y == label
+        if sel.any():
+            w[sel] *= 0.5 / w[sel].sum()
+    clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
+                                         l2_regularization=1.0, random_state=seed)
+    # With more than one OpenMP thread, binning dispatches one joblib thread task per feature,
+    # and after torch's thread pools have run in this process those threads stall for minutes.
+    # One thread runs the binning in-process and the whole fit in seconds.
+    with threadpool_limits(1, user_api="openmp"):
+        clf.fit(invariant_vectors(train.arrays), train.y.astype(int), sample_weight=w / w.mean())
+        real = val.take(np.flatnonzero(~val.synthetic))
+        val = real if len(set(real.y.tolist())) == 2 else val
+        p = clf.predict_proba(invariant_vectors(val.arrays))[:, 1]
+    units = np.where(val.synthetic, -1 - np.arange(len(val)), val.file_id)
+    ids = np.unique(units)
+    return clf, best_threshold(np.array([val.y[units == i][0] for i in ids]),
+                               np.array([p[units == i].mean() for i in ids]))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _variants(modalities: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(variant_name(s, modalities), tuple(s)) for s in report_subsets(modalities)][::-1]
+
+
+def leave_one_source_out(
+    rows: Sequence[ManifestRow],
+    analyses: dict[Path, MediaAnalysis],
+    real: SampleSet,
+    synthetic: SampleSet,
+    config: TrainConfig,
+    groups: Sequence[Sequence[str]] = (),
+    progress: bool = True,
+) -> TransferResult:
+    """Run every fold (see the module docstring); needs at least two sources."""
+    folds = transfer_folds(rows, groups)
+    files, synth, trained_on, skipped = [], [], {}, {}
+    if len(folds) < 2:
+        return TransferResult(pd.DataFrame(), pd.DataFrame(),
+                              skipped={f.name: "only one source in the manifest" for f in folds})
+    keys = config.modalities
+    for k, fold in enumerate(folds):
+        train_ids = np.flatnonzero(fold.train)
+        train = SampleSet.concat(
+            real.take(np.flatnonzero(np.isin(real.file_id, train_ids))),
+            synthetic.take(np.flatnonzero(np.isin(synthetic.file_id, train_ids))))
+        if len(set(train.y.tolist())) < 2:
+            skipped[fold.name] = "the other sources hold one class only, even with synthetic palsy"
+            continue
+        trained_on[fold.name] = {
+            "files": len(np.unique(train.file_id[~train.synthetic])),
+            "subjects": len({rows[i].subject for i in train_ids}),
+            "real_palsy_files": len(np.unique(train.file_id[~train.synthetic & (train.y == 1)])),
+            "synthetic_samples": int(train.synthetic.sum()),
+            "held_out_files": int(fold.test.sum()), "contrast_files": int(fold.contrast.sum())}
+        if progress:
+            print(f"transfer {k + 1}/{len(folds)}: {fold.name} held out ({int(fold.test.sum())} "
+                  f"files, {int(fold.contrast.sum())} contrast files), training on "
+                  f"{trained_on[fold.name]['files']} files "
+                  f"(+{trained_on[fold.name]['synthetic_samples']} synthetic)", flush=True)
+        cfg = replace(config, seed=config.seed + 100 + k)
+        loaded = fit(train, cfg, progress=progress)
+        gbt, gbt_threshold = _gbt(train, cfg, cfg.seed)
+        for i in np.flatnonzero(fold.test | fold.contrast):
+            res = analyses.get(rows[i].path)
+            if res is None or not res.has_face.any():
+                continue
+            scored = ScoredMedia(loaded, res)
+            face = np.flatnonzero(res.has_face)
+            rows_arrays = real.arrays.take(np.flatnonzero(real.file_id == i))
+            with threadpool_limits(1, user_api="openmp"):
+                p_frames = gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1]
+            p_gbt = file_score(p_frames, [scored.frame_flags[t] for t in face])
+            rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
+                   "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
+                   "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),
+                   "p_left": scored.score().p_left, "reason": scored.score().inconclusive,
+                   f"p_{GBT}": p_gbt, f"thr_{GBT}": gbt_threshold}
+            for subset in report_subsets(keys):
+                out = scored.score(subset)
+                rec[f"p_{out.name}"], rec[f"thr_{out.name}"] = out.p, out.threshold
+            rec.update({f"z_{m}": z for m, z in scored.modality_logits().items()})
+            files.append(rec)
+        held = synthetic.take(np.flatnonzero(np.isin(synthetic.file_id,
+                                                     np.flatnonzero(fold.test))))
+        if len(held):
+            z, p_left = subset_scores(loaded.model, loaded.normaliser, held.arrays,
+                                      [keys])[subset_key(keys)]
+            p = 1.0 / (1.0 + np.exp(-z))
+            for j in range(len(held)):
+                synth.append({"fold": fold.name, "path": rows[held.file_id[j]].rel,
+                              "source": rows[held.file_id[j]].source, "y": int(held.y[j]),
+                              "side": int(held.side[j]), "p_left": float(p_left[j]),
+                              "p_fused": float(p[j]), "thr_fused": loaded.threshold(keys)})
+    files_df, synth_df = pd.DataFrame.from_records(files), pd.DataFrame.from_records(synth)
+    result = TransferResult(files_df, synth_df, trained_on, skipped)
+    if len(files_df):
+        _late_fusion(result, keys)
+    return result
+
+
+def _late_fusion(result: TransferResult, modalities: Sequence[str]) -> None:
+    """The late-fusion variant: for each fold, a fusion of the modalities' own logits and its
+    threshold fitted on the other folds' rows, excluding this fold's people."""
+    df = result.files
+    zcols = {m: df[f"z_{m}"].to_numpy(np.float64) for m in modalities}
+    y = df["y"].to_numpy(int)
+    df[f"p_{LATE}"], df[f"thr_{LATE}"] = np.nan, np.nan
+    for fold in df["fold"].unique():
+        here = (df["fold"] == fold).to_numpy()
+        other = ~here & ~df["subject"].isin(set(df.loc[here, "subject"])).to_numpy()
+        fusions, thresholds = fit_late_fusion({m: z[other] for m, z in zcols.items()}, y[other],
+                                              [tuple(modalities)])
+        key = subset_key(modalities)
+        df.loc[here, f"p_{LATE}"] = fusions[key].proba({m: z[here] for m, z in zcols.items()})
+        df.loc[here, f"thr_{LATE}"] = thresholds[key]
+
+
+def _centred(df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    ok = df[f"p_{name}"].notna().to_numpy()
+    part = df[ok]
+    return part["y"].to_numpy(int), _logit(part[f"p_{name}"]) - _logit(part[f"thr_{name}"])
+
+
+def _fold_block(part: pd.DataFrame, name: str) -> dict:
+    y, s = _centred(part, name)
+    held = (part["role"] == "held-out source").to_numpy()[part[f"p_{name}"].notna().to_numpy()]
+    m = binary_metrics(y, s, 0.0)
+    m["threshold"] = float(part[f"thr_{name}"].mean())
+    hy = y[held]
+    m["held_out_correct"] = float(((s[held] >= 0).astype(int) == hy).mean()) if held.any() \
+        else None
+    m["held_out_class"] = ("palsy" if hy.mean() == 1 else "healthy" if hy.mean() == 0
+                           else "both") if held.any() else None
+    return m
+
+
+def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
+    """Metrics for ``transfer.json``: per fold and pooled (scores centred on each fold's
+    threshold), for every variant and the baselines, plus the synthetic-palsy check."""
+    out: dict = {"trained_on": result.trained_on, "skipped": result.skipped,
+                 "protocol": {"contrast_fraction": CONTRAST_FRACTION}}
+    df = result.files
+    if len(df):
+        # Inconclusive files (every face frame turned, blurred, small or unlike the fold model's
+        # training faces) get no verdict: left out of every variant's metrics, counted here.
+        unsure = inconclusive_rows(df)
+        out["inconclusive"] = {
+            f: {"held_out": int((unsure & part["role"].eq("held-out source")).sum()),
+                "contrast": int((unsure & part["role"].eq("contrast")).sum())}
+            for f, part in df.groupby("fold", sort=False)}
+        df = df[~unsure]
+        names = [n for n, _ in _variants(modalities)] + [LATE, GBT]
+        out["variants"] = {
+            "pooled": {n: binary_metrics(*_centred(df, n), 0.0) for n in names},
+            "per_fold": {f: {n: _fold_block(part, n) for n in names}
+                         for f, part in df.groupby("fold", sort=False)}}
+    syn = result.synthetic
+    if len(syn) and "p_fused" in syn:
+        per = {}
+        for fold, part in syn.groupby("fold", sort=False):
+            y, s = part["y"].to_numpy(int), _logit(part["p_fused"]) - _logit(part["thr_fused"])
+            m = binary_metrics(y, s, 0.0)
+            palsy = part[part["y"] == 1]
+            m["side_accuracy"] = float(((palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT))
+                                       .mean()) if len(palsy) else None
+            per[fold] = m
+        y = syn["y"].to_numpy(int)
+        s = _logit(syn["p_fused"]) - _logit(syn["thr_fused"])
+        palsy = syn[syn["y"] == 1]
+        out["synthetic"] = {"pooled": {**binary_metrics(y, s, 0.0), "side_accuracy": float(
+            ((palsy["p_left"] >= 0.5) == (palsy["side"] == LEFT)).mean())}, "per_fold": per}
+    return out
+
+
+def write_transfer(result: TransferResult, out: Path, modalities: Sequence[str]) -> dict:
+    """``out/transfer.json`` plus the scored rows behind it as two CSV files."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(result, modalities)
+    (out / "transfer.json").write_text(json.dumps(summary, indent=2, default=float))
+    result.files.to_csv(out / "transfer_predictions.csv", index=False)
+    result.synthetic.to_csv(out / "transfer_synthetic.csv", index=False)
+    return summary
+
+
+def fold_auroc(df: pd.DataFrame, name: str) -> dict[str, float]:
+    """AUROC of one variant in each fold, from the raw rows (independent of the summary)."""
+    return {f: float(roc_auc_score(part["y"], part[f"p_{name}"]))
+            for f, part in df.groupby("fold", sort=False) if part["y"].nunique() == 2}
