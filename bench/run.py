@@ -315,6 +315,7 @@ def tiled(analysis: MediaAnalysis, n: int) -> MediaAnalysis:
     fields = {k: (v[idx] if isinstance(v, np.ndarray) and k != "clip_features" else v)
               for k, v in vars(analysis).items()}
     fields["flags"] = [analysis.flags[i] for i in idx]
+    fields["values"] = {k: v[idx] for k, v in analysis.values.items()}
     return MediaAnalysis(**fields)
 
 

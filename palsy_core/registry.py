@@ -1,7 +1,9 @@
 """The single registry of modalities and expression features.
 
-The model, the CLI, reports and the dashboard all read names, units and descriptions from here, so
-a modality or feature is added in exactly one place.
+The model, the CLI, reports and the dashboard all read names, units and descriptions from here. A
+feature is added here alone; a modality is its entry here (name and description for people) plus
+one file in ``palsy_core/modalities/`` with its ``SPEC`` (how it is computed, mirrored and fed to
+the network).
 """
 
 from __future__ import annotations

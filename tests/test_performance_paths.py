@@ -254,10 +254,12 @@ def test_model_inputs_equal_the_plain_formula(frame_by_frame, loaded):
                                   (1, 256, 4, 3))
     for rgb, lines in ((np.stack([fr.rgb for fr in faces]), np.stack([fr.lines for fr in faces])),
                        (every_value, every_value[:, ::-1])):
-        arrays = FrameArrays(rgb, lines, np.zeros((len(rgb), N_LANDMARKS, 3), np.float32),
-                             np.zeros((len(rgb), loaded.model.config.n_features), np.float32),
-                             np.zeros((len(rgb), FACE_ASYM_DIM), np.float32),
-                             np.zeros((len(rgb), BLENDSHAPES_DIM), np.float32))
+        arrays = FrameArrays({
+            "rgb": rgb, "lines": lines,
+            "landmarks": np.zeros((len(rgb), N_LANDMARKS, 3), np.float32),
+            "features": np.zeros((len(rgb), loaded.model.config.n_features), np.float32),
+            "face_asym": np.zeros((len(rgb), FACE_ASYM_DIM), np.float32),
+            "blendshapes": np.zeros((len(rgb), BLENDSHAPES_DIM), np.float32)})
         got = to_inputs(arrays, loaded.normaliser, ("rgb", "lines"))
         mean = np.array([0.485, 0.456, 0.406], np.float32)
         std = np.array([0.229, 0.224, 0.225], np.float32)
@@ -273,10 +275,11 @@ def test_scored_media_equals_encoding_every_face_at_once(pyfeat_dir, frame_by_fr
     scored = ScoredMedia(loaded, analysis, batch_size=16)
     idx = np.flatnonzero(analysis.has_face)
     size, model = loaded.model.config.image_size, loaded.model
-    arrays = FrameArrays(resize_images(analysis.rgb[idx], size),
-                         resize_images(analysis.lines[idx], size), analysis.landmarks[idx],
-                         analysis.features[idx], analysis.face_asym[idx],
-                         analysis.blendshapes[idx])
+    arrays = FrameArrays({
+        "rgb": resize_images(analysis.rgb[idx], size),
+        "lines": resize_images(analysis.lines[idx], size), "landmarks": analysis.landmarks[idx],
+        "features": analysis.features[idx], "face_asym": analysis.face_asym[idx],
+        "blendshapes": analysis.blendshapes[idx]})
     with ParallelEncoder(model) as encoder:
         threads = encoder.threads_each
     want, mirror = {}, {}
@@ -313,9 +316,11 @@ def test_live_scores_equal_a_plain_forward_pass(pyfeat_dir, loaded):
         for f in frames:
             _, result = scorer.process(f.rgb, f.timestamp_s)
             fr = analyse_frame(f.rgb, det, settings, f.index, f.timestamp_s)
-            arrays = FrameArrays(resize_images(fr.rgb[None], size),
-                                 resize_images(fr.lines[None], size), fr.landmarks[None],
-                                 fr.features[None], fr.face_asym[None], fr.blendshapes[None])
+            arrays = FrameArrays({
+                "rgb": resize_images(fr.rgb[None], size),
+                "lines": resize_images(fr.lines[None], size), "landmarks": fr.landmarks[None],
+                "features": fr.features[None], "face_asym": fr.face_asym[None],
+                "blendshapes": fr.blendshapes[None]})
             with torch.no_grad(), torch_threads(1):
                 out = loaded.model(to_inputs(arrays, loaded.normaliser, loaded.modalities))
                 out_m = loaded.model(to_inputs(mirror_arrays(arrays), loaded.normaliser,

@@ -22,17 +22,14 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from palsy_core.face.alignment import MIN_SHARPNESS, align, normalised_coordinates, sharpness, warp
+from palsy_core.face.alignment import MIN_SHARPNESS, align, sharpness, warp
 from palsy_core.face.landmarks import Detection, LandmarkDetector, make_detector
 from palsy_core.face.marks import neutralise_green_marks
 from palsy_core.face.topology import N_LANDMARKS
 from palsy_core.io.media import Frame, Source, iter_media_frames, media_kind
 from palsy_core.modalities import features as feats
-from palsy_core.modalities.blendshapes import DIM as BLENDSHAPES_DIM
-from palsy_core.modalities.blendshapes import shared_blendshape_net
-from palsy_core.modalities.face_net import DIM as FACE_ASYM_DIM
-from palsy_core.modalities.face_net import shared_face_net
-from palsy_core.modalities.line_segments import draw_line_segments
+from palsy_core.modalities import specs
+from palsy_core.modalities.base import FrameContext, ModalityValues
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
 EXTRACTION_VERSION = 5
@@ -57,8 +54,8 @@ class Settings:
 
 
 @dataclass
-class FrameResult:
-    """Modalities of one frame; image/vector fields are None when no face was found."""
+class FrameResult(ModalityValues):
+    """Modalities of one frame; ``values`` is empty when no face was found."""
 
     index: int
     timestamp_s: float
@@ -66,12 +63,8 @@ class FrameResult:
     n_faces: int = 0
     pose: tuple[float, float, float] = (np.nan, np.nan, np.nan)  # yaw, pitch, roll (degrees)
     points: np.ndarray | None = None  # (478, 3) source pixels
-    rgb: np.ndarray | None = None  # (S, S, 3) uint8 aligned face
-    lines: np.ndarray | None = None  # (S, S, 3) uint8 line-segment image
-    landmarks: np.ndarray | None = None  # (478, 3) normalised coordinates
-    features: np.ndarray | None = None  # (F,) expression features
-    face_asym: np.ndarray | None = None  # (face_net.DIM,) face-network mirror asymmetry
-    blendshapes: np.ndarray | None = None  # (blendshapes.DIM,) blendshape mirror asymmetry
+    # modality key -> this frame's value (``modalities.spec(key).shape``)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_face(self) -> bool:
@@ -111,6 +104,7 @@ def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings
     if sharpness(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)) < MIN_SHARPNESS:
         flags.append("blur")
     pose = alignment.pose
+    ctx = FrameContext(rgb=rgb, alignment=alignment, face=face)
     return FrameResult(
         index=index,
         timestamp_s=timestamp_s,
@@ -118,17 +112,12 @@ def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings
         n_faces=detection.n_faces,
         pose=(pose.yaw, pose.pitch, pose.roll),
         points=detection.points,
-        rgb=face,
-        lines=draw_line_segments(alignment.points, settings.size),
-        landmarks=normalised_coordinates(alignment),
-        features=feats.frame_features(alignment.points),
-        face_asym=shared_face_net().asymmetry(face),
-        blendshapes=shared_blendshape_net().asymmetry(rgb, alignment.points, alignment.matrix),
+        values={key: s.compute(ctx) for key, s in specs().items()},
     )
 
 
 @dataclass
-class MediaAnalysis:
+class MediaAnalysis(ModalityValues):
     """All frames of one photo or video, stacked; rows without a face hold zeros/NaN."""
 
     name: str
@@ -140,12 +129,8 @@ class MediaAnalysis:
     n_faces: np.ndarray  # (T,)
     pose: np.ndarray  # (T, 3) yaw, pitch, roll; NaN without a face
     points: np.ndarray  # (T, 478, 3) source pixels; NaN without a face
-    rgb: np.ndarray  # (T, S, S, 3) uint8
-    lines: np.ndarray  # (T, S, S, 3) uint8
-    landmarks: np.ndarray  # (T, 478, 3); NaN without a face
-    features: np.ndarray  # (T, F); NaN without a face
-    face_asym: np.ndarray  # (T, face_net.DIM); NaN without a face
-    blendshapes: np.ndarray  # (T, blendshapes.DIM); NaN without a face
+    # modality key -> (T, *shape): images uint8 (black without a face), vectors NaN without one
+    values: dict[str, np.ndarray]
     clip_features: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
@@ -166,6 +151,7 @@ class MediaAnalysis:
     def save(self, path: Path) -> None:
         """Write to a compressed ``.npz`` (atomic: a partial file never looks complete)."""
         arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        arrays.update(self.values)  # one array per modality, named by its key
         meta = {"name": self.name, "kind": self.kind, "settings_key": self.settings_key,
                 "flags": [list(f) for f in self.flags]}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,10 +165,9 @@ class MediaAnalysis:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"}
-        return cls(
-            name=meta["name"], kind=meta["kind"], settings_key=meta["settings_key"],
-            flags=[tuple(f) for f in meta["flags"]], **arrays,
-        )
+        values = {k: arrays.pop(k) for k in specs()}  # a missing modality is a KeyError
+        return cls(name=meta["name"], kind=meta["kind"], settings_key=meta["settings_key"],
+                   flags=[tuple(f) for f in meta["flags"]], values=values, **arrays)
 
 
 class _FrameStack:
@@ -194,22 +179,23 @@ class _FrameStack:
     """
 
     CHUNK = 64
-    IMAGES = ("rgb", "lines")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.frames: list[FrameResult] = []
-        self.chunks: dict[str, list[np.ndarray | None]] = {k: [] for k in self.IMAGES}
+        self.images = [k for k, s in specs().items() if s.image]
+        self.chunks: dict[str, list[np.ndarray | None]] = {k: [] for k in self.images}
 
     def add(self, frame: FrameResult) -> None:
         row = len(self.frames) % self.CHUNK
         for key, chunks in self.chunks.items():
             if row == 0:
                 chunks.append(np.zeros((self.CHUNK, self.size, self.size, 3), np.uint8))
-            image = getattr(frame, key)
+            image = frame.values.get(key)
             if image is not None:
                 chunks[-1][row] = image
-        self.frames.append(replace(frame, rgb=None, lines=None))
+        kept = {k: v for k, v in frame.values.items() if k not in self.chunks}
+        self.frames.append(replace(frame, values=kept))
 
     def _images(self, key: str) -> np.ndarray:
         t, chunks = len(self.frames), self.chunks[key]
@@ -221,17 +207,22 @@ class _FrameStack:
         return out
 
     def analysis(self, name: str, kind: str, settings: Settings) -> MediaAnalysis:
-        frames, nf, t = self.frames, len(feats.FRAME_FEATURES), len(self.frames)
+        frames, t = self.frames, len(self.frames)
 
-        def stack(attr: str, shape: tuple[int, ...]) -> np.ndarray:
-            out = np.full((t, *shape), np.nan, dtype=np.float32)
+        def stack(key: str) -> np.ndarray:
+            out = specs()[key].empty(t, self.size)
             for i, fr in enumerate(frames):
-                value = getattr(fr, attr)
+                value = fr.values.get(key)
                 if value is not None:
                     out[i] = value
             return out
 
-        per_frame = stack("features", (nf,))
+        points = np.full((t, N_LANDMARKS, 3), np.nan, np.float32)
+        for i, fr in enumerate(frames):
+            if fr.points is not None:
+                points[i] = fr.points
+        values = {k: self._images(k) if k in self.chunks else stack(k) for k in specs()}
+        per_frame = values["features"]
         return MediaAnalysis(
             name=name,
             kind=kind,
@@ -241,13 +232,8 @@ class _FrameStack:
             flags=[fr.flags for fr in frames],
             n_faces=np.array([fr.n_faces for fr in frames], dtype=np.int32),
             pose=np.array([fr.pose for fr in frames], dtype=np.float32).reshape(t, 3),
-            points=stack("points", (N_LANDMARKS, 3)),
-            rgb=self._images("rgb"),
-            lines=self._images("lines"),
-            landmarks=stack("landmarks", (N_LANDMARKS, 3)),
-            features=per_frame,
-            face_asym=stack("face_asym", (FACE_ASYM_DIM,)),
-            blendshapes=stack("blendshapes", (BLENDSHAPES_DIM,)),
+            points=points,
+            values=values,
             clip_features=feats.clip_features(per_frame) if kind == "video" else
             np.full(len(feats.CLIP_FEATURES), np.nan, np.float32),
         )

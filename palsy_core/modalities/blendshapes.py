@@ -35,6 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from palsy_core.modalities.base import FrameContext, ModalitySpec
+
 # Output order of face_blendshapes.tflite (MediaPipe's kBlendshapeNames).
 NAMES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
@@ -214,3 +216,23 @@ def shared_blendshape_net() -> BlendshapeNet:
         if _shared is None:
             _shared = BlendshapeNet()
         return _shared
+
+
+class BlendshapeAsymmetry(ModalitySpec):
+    """Modality 6: blendshape asymmetry from both passes (the module docstring)."""
+
+    key = "blendshapes"
+    encoder = "scaled"
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (DIM,)
+
+    def compute(self, ctx: FrameContext) -> np.ndarray:
+        a = ctx.alignment
+        return shared_blendshape_net().asymmetry(ctx.rgb, a.points, a.matrix)
+
+    def mirror(self, batch: np.ndarray) -> np.ndarray:
+        return mirror_vector(batch)
+
+
+SPEC = BlendshapeAsymmetry()

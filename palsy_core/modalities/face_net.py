@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from palsy_core.modalities.base import FrameContext, ModalitySpec
+
 INPUT_SIZE = 192  # the network's input side
 N_BANDS = 3  # horizontal bands (upper, middle, lower face) the absolute difference is pooled over
 # Intermediate PReLU outputs read from the network: name -> (channels, spatial side at 192 px).
@@ -122,3 +124,22 @@ def shared_face_net() -> FaceNet:
         if _shared is None:
             _shared = FaceNet()
         return _shared
+
+
+class FaceNetAsymmetry(ModalitySpec):
+    """Modality 5: the face network's activations on the face minus on its mirror."""
+
+    key = "face_asym"
+    encoder = "scaled"
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (DIM,)
+
+    def compute(self, ctx: FrameContext) -> np.ndarray:
+        return shared_face_net().asymmetry(ctx.face)
+
+    def mirror(self, batch: np.ndarray) -> np.ndarray:
+        return mirror_asymmetry(batch)
+
+
+SPEC = FaceNetAsymmetry()

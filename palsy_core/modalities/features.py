@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from palsy_core.face.topology import LEFT_IRIS, N_LANDMARKS, RIGHT_IRIS, mirror_index
+from palsy_core.modalities.base import FrameContext, ModalitySpec
 from palsy_core.registry import CLIP_FEATURES, FRAME_FEATURES, Feature
 
 IRIS_DIAMETER_MM = 11.7  # adult horizontal visible iris diameter, the ruler for millimetres
@@ -322,3 +323,29 @@ def mirror_permutation(
     perm = np.array([index[twin(f.key)] for f in features], dtype=np.int64)
     sign = np.array([-1.0 if f.key in SIGNED_FEATURES else 1.0 for f in features])
     return perm, sign
+
+
+class ExpressionFeatures(ModalitySpec):
+    """Modality 4: the expression features of the registry, standardised for the network."""
+
+    key = "features"
+    encoder = "vector"
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (len(FRAME_FEATURES),)
+
+    def compute(self, ctx: FrameContext) -> np.ndarray:
+        return frame_features(ctx.alignment.points)
+
+    def mirror(self, batch: np.ndarray) -> np.ndarray:
+        perm, sign = mirror_permutation()
+        return (batch[:, perm] * sign).astype(np.float32)
+
+    def model_input(self, batch: np.ndarray, normaliser) -> np.ndarray:
+        return normaliser.transform(batch)
+
+    def input_dim(self, n_features: int) -> int:
+        return n_features
+
+
+SPEC = ExpressionFeatures()

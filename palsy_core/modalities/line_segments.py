@@ -24,6 +24,7 @@ from palsy_core.face.topology import (
     N_MESH,
     RIGHT_IRIS,
 )
+from palsy_core.modalities.base import FrameContext, ModalitySpec, flip_images, image_input
 
 # RGB colours by element type (each has a 255 channel, so coverage = max channel / 255).
 CONTOUR_COLOUR = (0, 255, 0)
@@ -171,3 +172,26 @@ def draw_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     for x, y in _fixed(xy).tolist():
         cv2.circle(layer, (x, y), radius << _SHIFT, LANDMARK_COLOUR, -1, cv2.LINE_AA, _SHIFT)
     return _composite(rgb, layer, 1.0, _box(layer, xy, radius))
+
+
+class LineSegments(ModalitySpec):
+    """Modality 2: the line-segment image (its branch reads the image minus its mirror)."""
+
+    key = "lines"
+    encoder = "image"
+    image = True
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (size, size, 3)
+
+    def compute(self, ctx: FrameContext) -> np.ndarray:
+        return draw_line_segments(ctx.alignment.points, ctx.alignment.size)
+
+    def mirror(self, batch: np.ndarray) -> np.ndarray:
+        return flip_images(batch)
+
+    def model_input(self, batch: np.ndarray, normaliser) -> np.ndarray:
+        return image_input(batch)
+
+
+SPEC = LineSegments()

@@ -1,11 +1,10 @@
 """Turning stored per-frame modalities into model input tensors, with mirror augmentation.
 
 Training, evaluation, prediction and the dashboard all build model inputs here, so the
-normalisation and the flip are identical everywhere. Mirroring a face is exact for every
-modality: images are flipped about the aligned midline, landmarks are reflected and re-indexed,
-features are permuted and sign-flipped (``features.mirror_permutation``), the face-network and
-blendshape asymmetries keep their magnitudes and negate their signed parts, and the side label
-swaps.
+normalisation and the flip are identical everywhere. Each modality's own file says how its values
+look in a mirror (exactly: images flip about the aligned midline, landmarks are reflected and
+re-indexed, features permuted and sign-flipped, asymmetry vectors negate their signed parts) and
+how they become the network's input; the side label swaps.
 """
 
 from __future__ import annotations
@@ -18,41 +17,29 @@ import cv2
 import numpy as np
 import torch
 
-from palsy_core.face.topology import mirror_index
-from palsy_core.modalities import features as feats
-from palsy_core.modalities.blendshapes import mirror_vector
-from palsy_core.modalities.face_net import mirror_asymmetry
+from palsy_core.modalities import specs
+from palsy_core.modalities.base import ModalityValues
 
 if TYPE_CHECKING:
     from palsy_core.extraction.pipeline import FrameResult, MediaAnalysis
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
 @dataclass
-class FrameArrays:
-    """Stacked per-frame modalities (numpy), one row per frame with a face."""
+class FrameArrays(ModalityValues):
+    """Stacked per-frame modalities (numpy), one row per frame with a face: modality key ->
+    (N, ...) array (images (N, S, S, 3) uint8, vectors float32); ``arrays.features`` reads one."""
 
-    rgb: np.ndarray  # (N, S, S, 3) uint8
-    lines: np.ndarray  # (N, S, S, 3) uint8
-    landmarks: np.ndarray  # (N, 478, 3) float32
-    features: np.ndarray  # (N, F) float32
-    face_asym: np.ndarray  # (N, face_net.DIM) float32
-    blendshapes: np.ndarray  # (N, blendshapes.DIM) float32
-
-    FIELDS = ("rgb", "lines", "landmarks", "features", "face_asym", "blendshapes")
+    values: dict[str, np.ndarray]
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(next(iter(self.values.values()))) if self.values else 0
 
     def take(self, idx: np.ndarray) -> FrameArrays:
-        return FrameArrays(*(getattr(self, k)[idx] for k in self.FIELDS))
+        return FrameArrays({k: v[idx] for k, v in self.values.items()})
 
     @staticmethod
     def concat(parts: Sequence[FrameArrays]) -> FrameArrays:
-        return FrameArrays(*(np.concatenate([getattr(p, k) for p in parts])
-                             for k in FrameArrays.FIELDS))
+        return FrameArrays({k: np.concatenate([p.values[k] for p in parts])
+                            for k in parts[0].values})
 
 
 def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -75,20 +62,14 @@ def resize_images(images: np.ndarray, size: int, rows: np.ndarray | None = None)
 
 def analysis_arrays(analysis: MediaAnalysis, image_size: int, rows: np.ndarray) -> FrameArrays:
     """Model-ready arrays of the given frames of an analysed file (images resized)."""
-    return FrameArrays(
-        rgb=resize_images(analysis.rgb, image_size, rows),
-        lines=resize_images(analysis.lines, image_size, rows),
-        landmarks=analysis.landmarks[rows], features=analysis.features[rows],
-        face_asym=analysis.face_asym[rows], blendshapes=analysis.blendshapes[rows])
+    return FrameArrays({k: resize_images(v, image_size, rows) if specs()[k].image else v[rows]
+                        for k, v in analysis.values.items()})
 
 
 def frame_arrays(frame: FrameResult, image_size: int) -> FrameArrays:
     """Model-ready arrays of one analysed frame with a face (the live camera's path)."""
-    return FrameArrays(
-        rgb=resize_images(frame.rgb[None], image_size),
-        lines=resize_images(frame.lines[None], image_size),
-        landmarks=frame.landmarks[None], features=frame.features[None],
-        face_asym=frame.face_asym[None], blendshapes=frame.blendshapes[None])
+    return FrameArrays({k: resize_images(v[None], image_size) if specs()[k].image else v[None]
+                        for k, v in frame.values.items()})
 
 
 @dataclass
@@ -121,31 +102,7 @@ class Normaliser:
 
 def mirror_arrays(arrays: FrameArrays) -> FrameArrays:
     """The same frames as seen in a mirror (exact for every modality)."""
-    perm, sign = feats.mirror_permutation()
-    lm = arrays.landmarks[:, mirror_index()] * np.array([-1.0, 1.0, 1.0], np.float32)
-    return FrameArrays(
-        rgb=np.ascontiguousarray(arrays.rgb[:, :, ::-1]),
-        lines=np.ascontiguousarray(arrays.lines[:, :, ::-1]),
-        landmarks=lm.astype(np.float32),
-        features=(arrays.features[:, perm] * sign).astype(np.float32),
-        face_asym=mirror_asymmetry(arrays.face_asym),
-        blendshapes=mirror_vector(arrays.blendshapes),
-    )
-
-
-def _image_tensor(images: np.ndarray, mean: np.ndarray | None = None,
-                  std: np.ndarray | None = None) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32: ``x / 255``, then ``(x - mean) / std``.
-
-    Made channels-first in the conversion to float and computed in place: the same arithmetic
-    as on the float image, without its temporaries and the copy that reorders it.
-    """
-    x = images.transpose(0, 3, 1, 2).astype(np.float32, order="C")
-    x /= 255.0
-    if mean is not None:
-        x -= mean[:, None, None]
-        x /= std[:, None, None]
-    return torch.from_numpy(x)
+    return FrameArrays({k: specs()[k].mirror(v) for k, v in arrays.values.items()})
 
 
 def to_inputs(
@@ -155,17 +112,5 @@ def to_inputs(
     device: torch.device | str = "cpu",
 ) -> dict[str, torch.Tensor]:
     """Model inputs for the requested modalities only (others are not even converted)."""
-    out: dict[str, torch.Tensor] = {}
-    if "rgb" in modalities:
-        out["rgb"] = _image_tensor(arrays.rgb, IMAGENET_MEAN, IMAGENET_STD)
-    if "lines" in modalities:
-        out["lines"] = _image_tensor(arrays.lines)
-    if "landmarks" in modalities:
-        out["landmarks"] = torch.from_numpy(np.nan_to_num(arrays.landmarks).astype(np.float32))
-    if "features" in modalities:
-        out["features"] = torch.from_numpy(normaliser.transform(arrays.features))
-    if "face_asym" in modalities:
-        out["face_asym"] = torch.from_numpy(np.nan_to_num(arrays.face_asym).astype(np.float32))
-    if "blendshapes" in modalities:
-        out["blendshapes"] = torch.from_numpy(np.nan_to_num(arrays.blendshapes).astype(np.float32))
-    return {k: v.to(device) for k, v in out.items()}
+    return {k: torch.from_numpy(specs()[k].model_input(arrays.values[k], normaliser)).to(device)
+            for k in specs() if k in modalities}

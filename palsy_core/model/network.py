@@ -30,9 +30,8 @@ from torchvision.models import ResNet, ResNet18_Weights, ResNet34_Weights, ResNe
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from palsy_core.face.topology import N_LANDMARKS, mirror_index
-from palsy_core.modalities.blendshapes import DIM as BLENDSHAPES_DIM
-from palsy_core.modalities.face_net import DIM as FACE_ASYM_DIM
-from palsy_core.registry import DEFAULT_MODALITIES, FRAME_FEATURES, MODALITY_KEYS, modality
+from palsy_core.modalities import specs
+from palsy_core.registry import DEFAULT_MODALITIES, FRAME_FEATURES, MODALITY_KEYS
 
 DOWNLOAD_TIMEOUT_S = 30.0  # bounds a download attempt on a machine whose network drops packets
 
@@ -315,13 +314,14 @@ class LandmarkEncoder(ScaledEncoder):
 def _build_encoder(
     key: str, config: ModelConfig, pretrained: Mapping[str, Tensor] | None
 ) -> nn.Module:
-    if modality(key).kind == "image":
+    """The encoder a modality's spec asks for (``modalities.base.ModalitySpec.encoder``)."""
+    spec = specs()[key]
+    if spec.encoder == "image":
         return ImageEncoder(config.depth, config.embed_dim, pretrained)
-    if key == "landmarks":
+    if spec.encoder == "landmark":
         return LandmarkEncoder(config)
-    if key == "features":
-        return VectorEncoder(config.n_features, config)
-    return ScaledEncoder({"face_asym": FACE_ASYM_DIM, "blendshapes": BLENDSHAPES_DIM}[key], config)
+    width = spec.input_dim(config.n_features)
+    return (VectorEncoder if spec.encoder == "vector" else ScaledEncoder)(width, config)
 
 
 def _head(width: int, dropout: float) -> nn.Module:
@@ -342,7 +342,7 @@ class FusionModel(nn.Module):
     def __init__(self, config: ModelConfig, backbone_weights: str | Path | None = None) -> None:
         super().__init__()
         self.config = config
-        has_images = any(modality(k).kind == "image" for k in config.modalities)
+        has_images = any(specs()[k].encoder == "image" for k in config.modalities)
         pretrained = pretrained_backbone(config.depth, backbone_weights) if has_images else None
         self.encoders = nn.ModuleDict(
             {key: _build_encoder(key, config, pretrained) for key in config.modalities}
