@@ -95,3 +95,15 @@ def test_package_exposes_the_front_door():
     assert "not a diagnostic device" in palsy_core.DISCLAIMER
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = palsy_core.nothing
+
+
+def test_the_trained_model_type_has_predict_proba(pyfeat_dir, screener):
+    """``fit`` returns the same type scoring uses; it answers scikit-learn style."""
+    from palsy_core.training.train import fit
+
+    assert fit.__annotations__["return"] == "LoadedModel"
+    results = [screener.analyse(pyfeat_dir / n) for n in ("single_face.jpg", "0-f1-su-ph.jpg")]
+    proba = screener.model.predict_proba([r.analysis for r in results])
+    assert proba.shape == (2, 2)
+    np.testing.assert_allclose(proba[:, 1], [r.p for r in results])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)

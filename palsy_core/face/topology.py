@@ -111,3 +111,14 @@ def mirror_points(points: np.ndarray, width: float) -> np.ndarray:
     flipped = points.copy()
     flipped[:, 0] = width - 1 - flipped[:, 0]
     return flipped[mirror_index()]
+
+
+def landmark_xy(points: np.ndarray) -> np.ndarray:
+    """(478, 2) float64 x, y of (478, 2 or 3) landmarks; ValueError for any other shape or for
+    NaN or infinite coordinates."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[0] != N_LANDMARKS or pts.shape[1] < 2:
+        raise ValueError(f"expected ({N_LANDMARKS}, 2 or 3) landmarks, got shape {pts.shape}")
+    if not np.isfinite(pts[:, :2]).all():
+        raise ValueError("landmarks contain NaN or infinite coordinates")
+    return pts[:, :2]

@@ -127,6 +127,15 @@ class LoadedModel:
     def threshold(self, subset: Sequence[str]) -> float:
         return float(self.thresholds.get(subset_key(subset), self.meta.get("threshold", 0.5)))
 
+    def predict_proba(self, analyses: Sequence[MediaAnalysis],
+                      enabled: Sequence[str] | None = None) -> np.ndarray:
+        """(N, 2) [P(no palsy), P(palsy)] per analysed file, scikit-learn style (the file
+        score of :class:`ScoredMedia`; NaN for a file without a face). ``fit`` in
+        ``palsy_core.training.train`` makes this object."""
+        p = np.array([np.nan if (s := ScoredMedia(self, a).score(enabled).p) is None else s
+                      for a in analyses], dtype=np.float64)
+        return np.column_stack([1.0 - p, p])
+
 
 def load_model(path: str | Path) -> LoadedModel:
     """A checkpoint ready to score; CheckpointError when its meta cannot drive the model."""

@@ -9,8 +9,10 @@ description for people) in ``palsy_core.registry.MODALITIES``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from palsy_core.registry import MODALITY_KEYS
 if TYPE_CHECKING:
     from palsy_core.face.alignment import Alignment
 
+T = TypeVar("T")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -79,6 +82,55 @@ class ModalitySpec:
         if self.image:
             return np.zeros((n, *self.shape(size)), np.uint8)
         return np.full((n, *self.shape(size)), np.nan, np.float32)
+
+
+class ImageSpec(ModalitySpec):
+    """An (S, S, 3) uint8 image in the aligned frame, read by a ResNet; mirrored by a flip."""
+
+    encoder = "image"
+    image = True
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (size, size, 3)
+
+    def mirror(self, batch: np.ndarray) -> np.ndarray:
+        return flip_images(batch)
+
+
+class VectorSpec(ModalitySpec):
+    """A vector of ``dim`` values per frame (its encoder scales each value first)."""
+
+    encoder = "scaled"
+    dim: ClassVar[int]
+
+    def shape(self, size: int) -> tuple[int, ...]:
+        return (self.dim,)
+
+
+def process_wide(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter for one object per process, created by ``factory`` on first use (thread-safe):
+    the networks behind a modality load once and are shared by every caller."""
+    lock, made = threading.Lock(), []
+
+    def get() -> T:
+        with lock:
+            if not made:
+                made.append(factory())
+            return made[0]
+
+    get.__doc__ = f"The process-wide {factory.__name__} (created on first use)."
+    return get
+
+
+def litert_interpreter(modality: str, error: type[Exception]) -> type:
+    """ai-edge-litert's ``Interpreter`` class (the modalities' networks run on it), or ``error``
+    saying which modality needs the package."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as err:
+        raise error(f"the {modality!r} modality needs the ai-edge-litert package "
+                    "(pip install -r requirements.txt)") from err
+    return Interpreter
 
 
 def image_input(images: np.ndarray, mean: np.ndarray | None = None,

@@ -35,7 +35,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from palsy_core.modalities.base import FrameContext, ModalitySpec
+from palsy_core.modalities.base import (
+    FrameContext,
+    VectorSpec,
+    litert_interpreter,
+    process_wide,
+)
 
 # Output order of face_blendshapes.tflite (MediaPipe's kBlendshapeNames).
 NAMES: tuple[str, ...] = (
@@ -131,13 +136,7 @@ class BlendshapeNet:
         except (zipfile.BadZipFile, KeyError, OSError) as err:
             raise BlendshapeNetUnavailable(
                 f"{self.path} is not a MediaPipe face_landmarker.task bundle ({err})") from err
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as err:
-            raise BlendshapeNetUnavailable(
-                "the 'blendshapes' modality needs the ai-edge-litert package "
-                "(pip install -r requirements.txt)") from err
-        self._interpreter_cls = Interpreter
+        self._interpreter_cls = litert_interpreter("blendshapes", BlendshapeNetUnavailable)
         self._local = threading.local()
 
     def _nets(self):
@@ -205,27 +204,14 @@ def single_pass_asymmetry(scores: np.ndarray) -> np.ndarray:
     return np.array([scores[i] - scores[j] for i, j in PAIRS.values()], dtype=np.float32)
 
 
-_shared: BlendshapeNet | None = None
-_shared_lock = threading.Lock()
+shared_blendshape_net = process_wide(BlendshapeNet)
 
 
-def shared_blendshape_net() -> BlendshapeNet:
-    """The process-wide :class:`BlendshapeNet` (created on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = BlendshapeNet()
-        return _shared
-
-
-class BlendshapeAsymmetry(ModalitySpec):
+class BlendshapeAsymmetry(VectorSpec):
     """Modality 6: blendshape asymmetry from both passes (the module docstring)."""
 
     key = "blendshapes"
-    encoder = "scaled"
-
-    def shape(self, size: int) -> tuple[int, ...]:
-        return (DIM,)
+    dim = DIM
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
         a = ctx.alignment

@@ -19,7 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from palsy_core.modalities.base import FrameContext, ModalitySpec
+from palsy_core.modalities.base import (
+    FrameContext,
+    VectorSpec,
+    litert_interpreter,
+    process_wide,
+)
 
 INPUT_SIZE = 192  # the network's input side
 N_BANDS = 3  # horizontal bands (upper, middle, lower face) the absolute difference is pooled over
@@ -53,13 +58,7 @@ class FaceNet:
         if not self.path.is_file():
             raise FaceNetUnavailable(f"face network not found at {self.path}: reinstall "
                                      f"mediapipe==0.10.21 (it ships the model)")
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as err:
-            raise FaceNetUnavailable(
-                "the 'face_asym' modality needs the ai-edge-litert package "
-                "(pip install -r requirements.txt)") from err
-        self._interpreter_cls = Interpreter
+        self._interpreter_cls = litert_interpreter("face_asym", FaceNetUnavailable)
         self._local = threading.local()
 
     def _interpreter(self):
@@ -113,27 +112,14 @@ def mirror_asymmetry(values: np.ndarray) -> np.ndarray:
     return out
 
 
-_shared: FaceNet | None = None
-_shared_lock = threading.Lock()
+shared_face_net = process_wide(FaceNet)
 
 
-def shared_face_net() -> FaceNet:
-    """The process-wide :class:`FaceNet` (created on first use)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = FaceNet()
-        return _shared
-
-
-class FaceNetAsymmetry(ModalitySpec):
+class FaceNetAsymmetry(VectorSpec):
     """Modality 5: the face network's activations on the face minus on its mirror."""
 
     key = "face_asym"
-    encoder = "scaled"
-
-    def shape(self, size: int) -> tuple[int, ...]:
-        return (DIM,)
+    dim = DIM
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
         return shared_face_net().asymmetry(ctx.face)

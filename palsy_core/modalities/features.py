@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from palsy_core.face.topology import LEFT_IRIS, N_LANDMARKS, RIGHT_IRIS, mirror_index
+from palsy_core.face.topology import LEFT_IRIS, RIGHT_IRIS, landmark_xy, mirror_index
 from palsy_core.modalities.base import FrameContext, ModalitySpec
 from palsy_core.registry import CLIP_FEATURES, FRAME_FEATURES, Feature
 
@@ -86,18 +86,9 @@ _ROM_MEASURES = tuple(f.key[: -len(_ROM_SUFFIX)] for f in CLIP_FEATURES
                       if f.key.endswith(_ROM_SUFFIX))
 
 
-def _check_points(points: np.ndarray) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[0] != N_LANDMARKS or pts.shape[1] < 2:
-        raise ValueError(f"expected ({N_LANDMARKS}, 2 or 3) landmarks, got shape {pts.shape}")
-    if not np.isfinite(pts[:, :2]).all():
-        raise ValueError("landmarks contain NaN or infinite coordinates")
-    return pts[:, :2]
-
-
 def iris_diameters_px(points: np.ndarray) -> tuple[float, float]:
     """(right, left) iris diameters in pixels, each the mean of its horizontal and vertical one."""
-    xy = _check_points(points)
+    xy = landmark_xy(points)
     right, left = (
         0.5 * (np.linalg.norm(xy[a] - xy[b]) + np.linalg.norm(xy[c] - xy[d]))
         for a, b, c, d in _IRIS_RINGS
@@ -272,7 +263,7 @@ def frame_features(points: np.ndarray) -> np.ndarray:
 
     Raises ``ValueError`` for a wrong shape, non-finite coordinates or degenerate irises.
     """
-    xy = _check_points(points)
+    xy = landmark_xy(points)
     iris = iris_diameter_px(xy)
     if iris < 1e-6:
         raise ValueError("degenerate landmarks: the iris rings have zero diameter")

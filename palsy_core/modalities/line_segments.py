@@ -20,11 +20,11 @@ from palsy_core.face.topology import (
     CONTOURS,
     LEFT_IRIS,
     MIDLINE,
-    N_LANDMARKS,
     N_MESH,
     RIGHT_IRIS,
+    landmark_xy,
 )
-from palsy_core.modalities.base import FrameContext, ModalitySpec, flip_images, image_input
+from palsy_core.modalities.base import FrameContext, ImageSpec, image_input
 
 # RGB colours by element type (each has a 255 channel, so coverage = max channel / 255).
 CONTOUR_COLOUR = (0, 255, 0)
@@ -43,15 +43,6 @@ _CONTOUR_EDGES = np.array(sorted(set().union(*CONTOURS.values())), dtype=np.int6
 _PAIRS = np.array(list(BILATERAL_PAIRS.values()), dtype=np.int64)
 
 Box = tuple[slice, slice]  # rows and columns of a canvas
-
-
-def _check_points(points: np.ndarray) -> np.ndarray:
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[0] != N_LANDMARKS or pts.shape[1] < 2:
-        raise ValueError(f"points must be ({N_LANDMARKS}, 2 or 3) landmarks, got shape {pts.shape}")
-    if not np.isfinite(pts[:, :2]).all():
-        raise ValueError("points contain NaN or infinite coordinates")
-    return pts[:, :2]
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
@@ -149,7 +140,7 @@ def draw_line_segments(points: np.ndarray, size: int = 224) -> np.ndarray:
     if size < 8:
         raise ValueError(f"size must be at least 8 px, got {size}")
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
-    _render(canvas, _check_points(points))
+    _render(canvas, landmark_xy(points))
     return canvas
 
 
@@ -159,14 +150,14 @@ def overlay_line_segments(rgb: np.ndarray, points: np.ndarray, alpha: float = 0.
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     layer = np.zeros_like(rgb)
-    box = _render(layer, _check_points(points))
+    box = _render(layer, landmark_xy(points))
     return _composite(rgb, layer, alpha, box)
 
 
 def draw_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Small dots on all 478 landmarks over a frame (landmarks in that frame's pixels)."""
     _check_rgb(rgb)
-    xy = _check_points(points)
+    xy = landmark_xy(points)
     radius = max(1, round(DOT_RADIUS_PER_INTEROCULAR * _interocular(xy)))
     layer = np.zeros_like(rgb)
     for x, y in _fixed(xy).tolist():
@@ -174,21 +165,13 @@ def draw_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     return _composite(rgb, layer, 1.0, _box(layer, xy, radius))
 
 
-class LineSegments(ModalitySpec):
+class LineSegments(ImageSpec):
     """Modality 2: the line-segment image (its branch reads the image minus its mirror)."""
 
     key = "lines"
-    encoder = "image"
-    image = True
-
-    def shape(self, size: int) -> tuple[int, ...]:
-        return (size, size, 3)
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
         return draw_line_segments(ctx.alignment.points, ctx.alignment.size)
-
-    def mirror(self, batch: np.ndarray) -> np.ndarray:
-        return flip_images(batch)
 
     def model_input(self, batch: np.ndarray, normaliser) -> np.ndarray:
         return image_input(batch)
