@@ -331,7 +331,9 @@ def show_transfer(cv_dir: Path) -> None:
                "class from the remaining sources, by a model trained on everything else (those "
                "people removed). AUROC within each fold; pooled numbers centre each fold's "
                "scores on its own threshold (the fold model's own, from its validation split). "
-               "Numbers in percent.")
+               "Files with an inconclusive verdict (every face frame turned, blurred, too small "
+               "or unlike the fold model's training faces) are left out of the metrics and "
+               "counted in the table. Numbers in percent.")
     st.dataframe(real, hide_index=True, key="transfer_real")
     pooled = pooled_transfer(summary)
     if pooled:
