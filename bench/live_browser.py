@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from browser_util import (  # noqa: E402  (tests/ holds the shared browser helpers)
     CHROMIUM,
-    CHROMIUM_ARGS,
+    chromium,
     fake_camera_args,
     streamlit_server,
     write_y4m,
@@ -162,7 +162,7 @@ def summarise(samples: list[list[float]], duration_s: float) -> dict:
 
 def measure(model: Path | None, seconds: float, loaded_core: bool) -> dict:
     """One Live session of ``seconds`` after the first score, optionally with one core busy."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     with tempfile.TemporaryDirectory(prefix="palsy-live-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -170,9 +170,7 @@ def measure(model: Path | None, seconds: float, loaded_core: bool) -> dict:
         write_y4m(counter_frames(), y4m, CAMERA_FPS, CAMERA_SIZE)
         env = {"PALSY_MODEL": str(model)} if model else {}
         with (busy_core(loaded_core), streamlit_server(env, tmp / "server.log") as base,
-              sync_playwright() as pw):
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                         args=[*CHROMIUM_ARGS, *fake_camera_args(y4m)])
+              chromium(*fake_camera_args(y4m)) as browser):
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.add_init_script(INIT_SCRIPT)
             page = context.new_page()
@@ -193,7 +191,6 @@ def measure(model: Path | None, seconds: float, loaded_core: bool) -> dict:
             webrtc = iframe.evaluate(STATS_SCRIPT)
             rate = page.get_by_test_id("stMetric").filter(has_text="Processing rate")
             metric = rate.get_by_test_id("stMetricValue").inner_text()
-            browser.close()
     out = summarise(samples, seconds)
     out.update({"first_score_s": first_score_s, "seconds": seconds, "webrtc": webrtc,
                 "page_metric_fps": float(metric.split()[0]), "busy_core": loaded_core})

@@ -29,6 +29,21 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-default-apps", "--disable-extensions", "--mute-audio")
 
 
+@contextmanager
+def chromium(*extra_args: str) -> Iterator:
+    """A headless Chromium (playwright ``Browser``) with the sandbox-safe arguments; closed on
+    exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def fake_camera_args(y4m: Path) -> list[str]:
     """Chromium flags that grant camera access and play ``y4m`` as the camera."""
     return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from browser_util import (
     CHROMIUM,
-    CHROMIUM_ARGS,
+    chromium,
     fake_camera_args,
     overlay_green,
     read_y4m,
@@ -31,7 +31,7 @@ from browser_util import (
 )
 from conftest import make_test_model
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from palsy_core.extraction.pipeline import Settings, analyse_media
 from palsy_core.inference.scoring import ScoredMedia, load_model
@@ -72,11 +72,8 @@ def server(model_file, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(camera_y4m) -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=[*CHROMIUM_ARGS, *fake_camera_args(camera_y4m)])
+    with chromium(*fake_camera_args(camera_y4m)) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

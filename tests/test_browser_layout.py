@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from browser_util import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from browser_util import CHROMIUM, chromium, streamlit_server
 from conftest import make_test_model
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ui.common import HOME, PAGES
 
@@ -33,12 +33,8 @@ def server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(server) -> Iterator[Page]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=list(CHROMIUM_ARGS))
-        context = browser.new_context(viewport=LAPTOP)
-        yield context.new_page()
-        browser.close()
+    with chromium() as browser:
+        yield browser.new_context(viewport=LAPTOP).new_page()
 
 
 def _sidebar_entries(page: Page) -> list[str]:

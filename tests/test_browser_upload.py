@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser_util import CHROMIUM, CHROMIUM_ARGS, ROOT, log_tail, streamlit_server
+from browser_util import CHROMIUM, ROOT, chromium, log_tail, streamlit_server
 from conftest import make_test_model
 from google.protobuf.message import DecodeError
-from playwright.sync_api import Browser, Locator, Page, WebSocket, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, WebSocket, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -58,11 +58,8 @@ def model_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=list(CHROMIUM_ARGS))
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

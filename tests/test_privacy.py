@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import streamlit as st
 import torch
-from browser_util import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from browser_util import CHROMIUM, chromium, streamlit_server
 from conftest import make_test_model
 from streamlit.testing.v1 import AppTest
 
@@ -265,13 +265,8 @@ def server(model_file, tmp_path_factory) -> Iterator[tuple[int, Path]]:
 def _browser() -> Iterator:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=list(CHROMIUM_ARGS))
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def _open_analyse(browser, port: int):

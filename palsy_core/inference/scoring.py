@@ -30,7 +30,7 @@ from palsy_core.model.batches import (
 from palsy_core.model.checkpoint import CheckpointError, load_checkpoint
 from palsy_core.model.fusion import all_subsets, subset_key, variant_name
 from palsy_core.model.network import FusionModel
-from palsy_core.model.novelty import UNFAMILIAR, Novelty
+from palsy_core.model.novelty import UNFAMILIAR, Novelty, views
 from palsy_core.registry import FRAME_FEATURES
 
 # Fusing cached embeddings is a few tiny matrix products: on one thread it takes about a
@@ -259,7 +259,7 @@ class ScoredMedia:
         # The file's quality flags plus the model's own: frames unlike its training faces.
         self.frame_flags: list[tuple[str, ...]] = list(analysis.flags)
         if self.has_face and loaded.novelty is not None:
-            odd = loaded.unfamiliar(analysis_arrays(analysis, size, rows))
+            odd = loaded.unfamiliar(views(analysis.values, rows))  # no images resized twice
             for t in rows[odd]:
                 self.frame_flags[t] = (*self.frame_flags[t], UNFAMILIAR)
         self._flags = [self.frame_flags[t] for t in self.face_idx]

@@ -40,6 +40,14 @@ MIN_FRAMES = 200
 CLIP = 10.0  # scaled values are clipped, so one wild dimension cannot decide alone
 
 
+VIEWS = ("features", "face_asym", "blendshapes", "landmarks")  # what the check reads
+
+
+def views(values: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> FrameArrays:
+    """Only the modalities the check reads (no images to resize or flip), optionally ``rows``."""
+    return FrameArrays({k: values[k] if rows is None else values[k][rows] for k in VIEWS})
+
+
 def invariant_vectors(arrays: FrameArrays) -> np.ndarray:
     """(N, D) per-frame concatenation of the mirror-invariant views: expression features,
     face-network and blendshape asymmetry, and the landmarks' in-plane mirror asymmetry."""
@@ -63,8 +71,8 @@ class Novelty:
             quantile: float = QUANTILE) -> Novelty:
         """Fit on training frames (real faces, not synthetic warps) and their mirror images,
         so that a face and its mirror image are equally familiar."""
-        x = invariant_vectors(FrameArrays.concat([arrays, mirror_arrays(arrays)])
-                              ).astype(np.float64)
+        own = views(arrays.values)
+        x = invariant_vectors(FrameArrays.concat([own, mirror_arrays(own)])).astype(np.float64)
         if len(arrays) < max(MIN_FRAMES, n_components + 1):
             raise ValueError(f"the novelty check needs at least {MIN_FRAMES} training frames, "
                              f"got {len(arrays)}")
