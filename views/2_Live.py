@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from palsy_core.inference.live import OVERLAYS, LiveScorer
-from palsy_core.metrics import retake_hint
+from palsy_core.metrics import FLAG_NAMES, retake_hint
 from palsy_core.registry import modality
 from ui.common import disclaimer, get_model
 from ui.live import (
@@ -86,7 +86,7 @@ def live_scores() -> None:
     top, bottom = st.columns(2), st.columns(2)
     top[0].metric("Rolling P(palsy)",
                   "–" if result.p_rolling is None else f"{result.p_rolling:.2f}")
-    top[1].metric("Affected side", result.side or "–")
+    top[1].metric("Affected side, subject's own", result.side or "–")
     bottom[0].metric("Processing rate", f"{result.fps:.1f} fps",
                      help=f"frames scored per second over the last frames (wall clock); this "
                           f"frame took {result.latency_ms:.0f} ms to score")
@@ -95,7 +95,7 @@ def live_scores() -> None:
     if result.inconclusive:
         st.warning(f"No verdict: {result.inconclusive}. {retake_hint(result.inconclusive)}")
     names = ", ".join(modality(m).name for m in result.enabled)
-    flags = ", ".join(result.flags) or "none"
+    flags = ", ".join(FLAG_NAMES.get(f, f) for f in result.flags) or "none"
     st.caption(f"{result.window_faces} recent frames with a face · threshold "
                f"{result.threshold:.2f} · modalities: {names} · this frame's flags: {flags}")
 
