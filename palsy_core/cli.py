@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from palsy_core.engine import ADDRESS_ENV, ENGINES, EngineOptions, open_engine
 from palsy_core.extraction.pipeline import Settings
 from palsy_core.io.manifest import ManifestError, read_manifest
 from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER, __version__, artifacts_dir
@@ -31,6 +32,35 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
                         "computed either way)")
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine", "where the per-file work runs (README: Batch engines)")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process, file after file (default); ray: a pool of Ray "
+                        "actors on this machine's cores or on a running cluster")
+    g.add_argument("--address", metavar="HOST:PORT",
+                   help=f"Ray: join this cluster (default ${ADDRESS_ENV}; else start a local one)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="Ray: actors in the pool (default: the cluster's CPUs / --cpus-per-worker)")
+    g.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
+                   help="Ray: CPUs reserved by each actor, its threads capped to them (default 1)")
+
+
+def engine_from_args(args: argparse.Namespace, progress: bool = True) -> EngineOptions:
+    try:
+        return EngineOptions(engine=args.engine, address=args.address, workers=args.workers,
+                             cpus_per_worker=args.cpus_per_worker, progress=progress)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
+def _print_stats(stats) -> None:
+    if stats.engine == "ray":
+        print(f"ray: {stats.workers} worker(s) on {len(stats.per_node)} node(s), "
+              f"{stats.files_per_second:.2f} files/s after {stats.startup_seconds:.1f} s of "
+              f"set-up; {stats.failed} failed, {stats.retried} resubmitted after a worker died",
+              file=sys.stderr)
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.sample_fps < 0 or args.max_frames < 0 or args.size < 32:
         raise SystemExit("error: --sample-fps and --max-frames must be >= 0 and --size >= 32")
@@ -39,45 +69,63 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from palsy_core.extraction.extract import extract_paths, frame_cap_reached
+    from palsy_core.extraction.extract import ExtractJob
 
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
     settings = settings_from_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = extract_paths([r.path for r in rows], settings, cache_dir=out / "cache")
     index = out / "index.csv"
-    with open(index, "w", newline="", encoding="utf-8") as fh:
+    done = hits = 0
+    no_face, capped, errors = [], [], []
+    # Each file's row is written as it finishes (in manifest order): an interrupted run keeps
+    # what it did, and a rerun takes it from the cache.
+    with open_engine(engine_from_args(args)) as engine, \
+            open(index, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label", "subject", "side", "source", "frames", "face_frames",
                     "flags", "error"])
-        for r in rows:
-            res = report.results.get(r.path)
-            flags = sorted({f for fl in res.flags for f in fl}) if res else []
-            w.writerow([r.rel, r.label, r.subject, r.side or "", r.source,
-                        res.n_frames if res else 0, int(res.has_face.sum()) if res else 0,
-                        ";".join(flags), report.errors.get(r.path, "")])
-    no_face = [r.rel for r in rows if r.path in report.results
-               and not report.results[r.path].has_face.any()]
-    print(f"extracted {len(report.results)}/{len(rows)} files "
-          f"({report.cache_hits} from cache) into {out}; index: {index}")
+        for i, rec in engine.map(ExtractJob(settings, out / "cache"), [r.path for r in rows],
+                                 desc="extract"):
+            r = rows[i]
+            w.writerow([r.rel, r.label, r.subject, r.side or "", r.source, rec.get("frames", 0),
+                        rec.get("face_frames", 0), ";".join(rec.get("flags", [])),
+                        rec["error"]])
+            fh.flush()
+            if rec["error"]:
+                errors.append((r.path, rec["error"]))
+                continue
+            done += 1
+            hits += rec["cache_hit"]
+            if not rec["face_frames"]:
+                no_face.append(r.rel)
+            if rec["frame_cap_reached"]:
+                capped.append(r.rel)
+        _print_stats(engine.stats)
+    print(f"extracted {done}/{len(rows)} files ({hits} from cache) into {out}; index: {index}")
     if no_face:
         print(f"no face found in {len(no_face)} file(s): " + ", ".join(no_face))
-    capped = [r.rel for r in rows if r.path in report.results
-              and frame_cap_reached(report.results[r.path], settings)]
     if capped:
         print(f"stopped at the frame cap (--max-frames {settings.max_frames}) in {len(capped)} "
               "video(s); their later frames were not analysed: " + ", ".join(capped))
-    for path, err in report.errors.items():
+    for path, err in errors:
         print(f"FAILED {path}: {err}", file=sys.stderr)
-    return 1 if report.errors and args.strict else 0
+    return 1 if errors and args.strict else 0
 
 
-def _extract_rows(rows, settings, cache: str | None):
-    from palsy_core.extraction.extract import extract_paths
+def _extract_rows(rows, settings, cache: str | None, engine: EngineOptions | None = None):
+    """Every row's analysis in memory (training needs them all). With the Ray engine the cluster
+    extracts into the cache first, and this process then reads the cache."""
+    from palsy_core.extraction.extract import ExtractJob, extract_paths
 
-    report = extract_paths([r.path for r in rows], settings,
-                           cache_dir=Path(cache) if cache else None)
+    cache_dir = Path(cache) if cache else None
+    if engine is not None and engine.engine == "ray":
+        with open_engine(engine) as pool:
+            for _ in pool.map(ExtractJob(settings, cache_dir), [r.path for r in rows],
+                              desc="extract (ray)"):
+                pass
+            _print_stats(pool.stats)
+    report = extract_paths([r.path for r in rows], settings, cache_dir=cache_dir)
     for path, err in report.errors.items():
         print(f"FAILED {path}: {err}", file=sys.stderr)
     return report
@@ -108,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         backbone_weights=args.backbone_weights,
     )
-    report = _extract_rows(rows, settings, args.cache)
+    report = _extract_rows(rows, settings, args.cache, engine_from_args(args))
     analyses = report.results
     real = real_samples(rows, analyses, config.image_size)
     synthetic = synthetic_samples(rows, analyses, config.image_size,
@@ -144,13 +192,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from palsy_core.evaluation.evaluate import evaluate_rows, seen_in_training, write_artifacts
+    import pandas as pd
+
+    from palsy_core.evaluation.evaluate import (
+        EvaluateJob,
+        seen_in_training,
+        variant_names,
+        write_artifacts,
+    )
     from palsy_core.inference.scoring import load_model
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
-    report = _extract_rows(rows, settings_from_args(args), args.cache)
-    df, names = evaluate_rows(rows, report.results, report.errors, loaded)
+    options = engine_from_args(args)
+    # Locally the loaded model is used as it is; Ray workers each load the checkpoint once.
+    job = EvaluateJob(loaded if options.engine == "local" else args.model,
+                      settings_from_args(args), Path(args.cache) if args.cache else None)
+    records = []
+    with open_engine(options) as engine:
+        records = [rec for _, rec in engine.map(job, rows, desc="evaluate")]
+        _print_stats(engine.stats)
+    failed = [(r.path, rec["error"]) for r, rec in zip(rows, records, strict=True)
+              if rec.get("error")]
+    for path, err in failed:
+        print(f"FAILED {path}: {err}", file=sys.stderr)
+    errors = len(failed)
+    df, names = pd.DataFrame.from_records(records), variant_names(loaded)
     seen = seen_in_training(loaded.meta, rows)
     metrics = write_artifacts(df, names, Path(args.out),
                               {"model": str(args.model), "seen_in_training": seen})
@@ -158,30 +225,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"warning: {len(seen)} of these {len(rows)} files were in the model's training "
               "data; metrics on them measure memory, not screening", file=sys.stderr)
     fused = metrics["overall"].get("fused", {})
-    no_face = len(metrics["no_face"]) - len(report.errors)  # "no_face" lists unreadable files too
+    no_face = len(metrics["no_face"]) - errors  # "no_face" lists unreadable files too
     print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
           f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {no_face}"
           f"; inconclusive (left out of the metrics) {len(metrics['inconclusive'])}"
-          f"; unreadable {len(report.errors)}")
+          f"; unreadable {errors}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from palsy_core.inference.screen import Screener
-    from palsy_core.io.media import MediaError
+    from palsy_core.inference.screen import ScreenJob
 
     settings = settings_from_args(args)
     status = 0
-    with Screener(args.model, settings) as screener:
-        for name in args.files:
-            try:
-                record = screener.analyse(Path(name), name).to_dict()
-            except (MediaError, OSError) as exc:
+    # The bar goes to stderr only when the records do not go to the same terminal.
+    options = engine_from_args(args, progress=len(args.files) > 1 and not sys.stdout.isatty())
+    with open_engine(options) as engine:
+        for _, record in engine.map(ScreenJob(args.model, settings), args.files, desc="predict"):
+            name = record["path"]
+            if record.get("error"):
                 status = 1
                 if args.json:
-                    print(json.dumps({"path": name, "error": str(exc)}), flush=True)
+                    print(json.dumps({"path": name, "error": record["error"]}), flush=True)
                 else:
-                    print(f"{name}: ERROR {exc}", flush=True)
+                    print(f"{name}: ERROR {record['error']}", flush=True)
                 continue
             if args.json:
                 print(json.dumps(record), flush=True)
@@ -196,6 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{name}: {record['verdict']}{why}{prob}{side}; "
                       f"{record['face_frames']}/{record['frames_analysed']} frames with a face"
                       f"{cap}; quality flags: {quality}", flush=True)
+        _print_stats(engine.stats)
     return status
 
 
@@ -222,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (cache + index.csv)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any file failed")
     _add_video_args(p)
+    _add_engine_args(p)
     p.set_defaults(func=cmd_extract)
 
     from palsy_core.registry import MODALITY_KEYS
@@ -260,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="extraction cache folder (default ~/.cache/palsy-fusion)")
     _add_video_args(p)
+    _add_engine_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a labelled manifest: metrics.json, predictions.csv")
@@ -268,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--cache")
     _add_video_args(p)
+    _add_engine_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="verdict, probability, side and quality per file")
@@ -275,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--json", action="store_true", help="one JSON object per line per file")
     _add_video_args(p)
+    _add_engine_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("card", help="write the model card from a checkpoint and its CV results")
@@ -292,11 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from palsy_core.engine.cluster import EngineUnavailable
     from palsy_core.model.checkpoint import CheckpointError
 
     try:
         return args.func(args)
-    except (ManifestError, CheckpointError, OSError) as exc:  # OSError: e.g. an unwritable --out
+    # OSError: e.g. an unwritable --out
+    except (ManifestError, CheckpointError, EngineUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

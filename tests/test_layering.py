@@ -1,12 +1,12 @@
 """Dependencies in ``palsy_core`` run one way, read from the source (ast), never by importing it.
 
 The folder tree is the architecture. Layers, lowest first: the shared base (``settings``,
-``registry``, ``metrics``, ``native_logs`` and the ``io`` package), ``face`` and ``modalities``,
-``extraction``, ``model``, ``inference``, ``evaluation``, ``training`` and the interface (the
-package's front door ``__init__``, ``cli``, ``__main__``). A module may import its own layer and
-those below; an arrow that runs back up (inference importing training, say) fails here. The
-dashboard (``ui/``, ``views/``, ``app.py``) calls the core and never the training layer, and the
-core never imports Streamlit.
+``registry``, ``metrics``, ``native_logs``, the ``io`` package and the batch ``engine``), ``face``
+and ``modalities``, ``extraction``, ``model``, ``inference``, ``evaluation``, ``training`` and
+the interface (the package's front door ``__init__``, ``cli``, ``__main__``). A module may import
+its own layer and those below; an arrow that runs back up (inference importing training, say)
+fails here. The dashboard (``ui/``, ``views/``, ``app.py``) calls the core and never the training
+layer, and the core never imports Streamlit.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ CORE = ROOT / "palsy_core"
 
 # Layer of each top-level module or package of palsy_core.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("base", frozenset({"settings", "registry", "metrics", "native_logs", "io"})),
+    ("base", frozenset({"settings", "registry", "metrics", "native_logs", "io", "engine"})),
     ("face", frozenset({"face", "modalities"})),
     ("extraction", frozenset({"extraction"})),
     ("model", frozenset({"model"})),

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palsy_core.extraction.extract import file_digest
-from palsy_core.extraction.pipeline import MediaAnalysis
-from palsy_core.inference.scoring import LoadedModel, ScoredMedia, summary
+from palsy_core.extraction.extract import ExtractJob, file_digest
+from palsy_core.extraction.pipeline import MediaAnalysis, Settings
+from palsy_core.inference.scoring import LoadedModel, ScoredMedia, load_model, summary
 from palsy_core.io.manifest import ManifestError, ManifestRow, read_manifest
+from palsy_core.io.media import MediaError
 from palsy_core.metrics import binary_metrics
 from palsy_core.model.fusion import report_subsets, variant_label, variant_name
 
@@ -78,6 +79,32 @@ def write_artifacts(df: pd.DataFrame, names: Sequence[str], out: Path,
     return metrics
 
 
+def evaluate_record(row: ManifestRow, analysis: MediaAnalysis | None, error: str,
+                    loaded: LoadedModel) -> dict:
+    """One manifest row's predictions record: every reported subset's P(palsy) and threshold, the
+    verdict, the reason it is inconclusive, the side; a row that failed to load keeps its error."""
+    rec = {"path": row.rel, "subject": row.subject, "source": row.source, "label": row.label,
+           "y": row.y}
+    if analysis is None:
+        rec.update({"face_frames": 0, "error": error})
+        return rec
+    subsets = report_subsets(loaded.modalities)
+    sc = summary(ScoredMedia(loaded, analysis), subsets)
+    rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
+                "verdict": sc["verdict"], "reason": sc["reason"] or "",
+                "side": sc["side"] or "", "p_left": sc["p_left"]})
+    for s in subsets:
+        name = variant_name(s, loaded.modalities)
+        rec[f"p_{name}"] = sc.get(f"p_{name}")
+        rec[f"thr_{name}"] = loaded.threshold(s)
+    return rec
+
+
+def variant_names(loaded: LoadedModel) -> list[str]:
+    """The predictions table's variant names, fused first."""
+    return [variant_name(s, loaded.modalities) for s in report_subsets(loaded.modalities)][::-1]
+
+
 def evaluate_rows(
     rows: Sequence[ManifestRow],
     analyses: dict[Path, MediaAnalysis],
@@ -89,27 +116,38 @@ def evaluate_rows(
     Rows that failed to load keep their error; rows without a face have no scores. Thresholds are
     the model's own (chosen on its training data).
     """
-    subsets = report_subsets(loaded.modalities)
-    names = [variant_name(s, loaded.modalities) for s in subsets][::-1]
-    records = []
-    for r in rows:
-        rec = {"path": r.rel, "subject": r.subject, "source": r.source, "label": r.label,
-               "y": r.y}
-        res = analyses.get(r.path)
-        if res is None:
-            rec.update({"face_frames": 0, "error": errors.get(r.path, "")})
-            records.append(rec)
-            continue
-        sc = summary(ScoredMedia(loaded, res), subsets)
-        rec.update({"frames": sc["frames_analysed"], "face_frames": sc["face_frames"],
-                    "verdict": sc["verdict"], "reason": sc["reason"] or "",
-                    "side": sc["side"] or "", "p_left": sc["p_left"]})
-        for s in subsets:
-            name = variant_name(s, loaded.modalities)
-            rec[f"p_{name}"] = sc.get(f"p_{name}")
-            rec[f"thr_{name}"] = loaded.threshold(s)
-        records.append(rec)
-    return pd.DataFrame.from_records(records), names
+    records = [evaluate_record(r, analyses.get(r.path), errors.get(r.path, ""), loaded)
+               for r in rows]
+    return pd.DataFrame.from_records(records), variant_names(loaded)
+
+
+class EvaluateJob:
+    """Per-row evaluation for the batch engines: extract (through the cache) and score one
+    manifest row; only its predictions record comes back. ``model`` is a loaded model (sent to
+    each worker as it is) or a checkpoint path (each worker loads it once)."""
+
+    def __init__(self, model: LoadedModel | str | Path, settings: Settings,
+                 cache_dir: Path | None = None) -> None:
+        self.model = model
+        self.extract = ExtractJob(settings, cache_dir)
+
+    def __repr__(self) -> str:
+        return "EvaluateJob()"
+
+    def setup(self) -> None:
+        self.extract.setup()
+        if not isinstance(self.model, LoadedModel):
+            self.model = load_model(self.model)
+
+    def __call__(self, row: ManifestRow) -> dict:
+        try:
+            analysis, _ = self.extract.analysis(row.path)
+        except (MediaError, OSError) as exc:
+            return evaluate_record(row, None, str(exc), self.model)
+        return evaluate_record(row, analysis, "", self.model)
+
+    def close(self) -> None:
+        self.extract.close()
 
 
 @lru_cache(maxsize=4)

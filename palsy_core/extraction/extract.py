@@ -103,6 +103,47 @@ def extract_paths(
     return report
 
 
+class ExtractJob:
+    """Per-file extraction for the batch engines: the modalities go to the cache, a summary comes
+    back (the driver never holds the frames). One photo detector per worker, set up once."""
+
+    def __init__(self, settings: Settings, cache_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._detector = None
+
+    def __repr__(self) -> str:
+        return f"ExtractJob(cache={self.cache_dir})"
+
+    def setup(self) -> None:
+        if self._detector is None:
+            self._detector = make_detector(self.settings.task_model, tracking=False)
+
+    def analysis(self, path: Path) -> tuple[MediaAnalysis, bool]:
+        """The file's modalities (through the cache) and whether they were cached; an unreadable
+        file raises ``MediaError`` or ``OSError``."""
+        media_kind(path)
+        return extract_file(Path(path), self.settings, self.cache_dir, self._detector)
+
+    def __call__(self, path: Path) -> dict:
+        try:
+            result, hit = self.analysis(path)
+        except (MediaError, OSError) as exc:
+            return {"error": str(exc)}
+        return {"frames": result.n_frames, "face_frames": int(result.has_face.sum()),
+                "flags": sorted({f for fl in result.flags for f in fl}),
+                "frame_cap_reached": frame_cap_reached(result, self.settings),
+                "cache_hit": bool(hit), "error": ""}
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_detector": None}  # a detector never travels to a worker
+
+
 def extract_manifest(
     rows: list[ManifestRow], settings: Settings, cache_dir: Path | None = None,
     progress: bool = True,

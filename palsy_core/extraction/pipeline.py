@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import threading
 from collections import deque
@@ -155,7 +156,8 @@ class MediaAnalysis(ModalityValues):
         meta = {"name": self.name, "kind": self.kind, "settings_key": self.settings_key,
                 "flags": [list(f) for f in self.flags]}
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        # A name of its own per writer: two workers may extract the same content at once.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
         tmp.replace(path)

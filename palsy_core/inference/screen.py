@@ -36,7 +36,7 @@ from palsy_core.extraction.pipeline import (
 from palsy_core.face.landmarks import LandmarkDetector, make_detector
 from palsy_core.inference.report import frame_table
 from palsy_core.inference.scoring import LoadedModel, ScoredMedia, SubsetScore, load_model, summary
-from palsy_core.io.media import media_kind
+from palsy_core.io.media import MediaError, media_kind
 from palsy_core.model.fusion import report_subsets
 from palsy_core.settings import DEFAULT_MODEL
 
@@ -156,6 +156,37 @@ class Screener:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ScreenJob:
+    """``predict`` for the batch engines: one file's ``Screening.to_dict()`` record, or its
+    ``error``. ``model`` is a loaded model or a checkpoint path (each worker loads it once)."""
+
+    def __init__(self, model: LoadedModel | str | Path, settings: Settings | None = None) -> None:
+        self.model = model
+        self.settings = settings or Settings()
+        self._screener: Screener | None = None
+
+    def __repr__(self) -> str:
+        return "ScreenJob()"
+
+    def setup(self) -> None:
+        if self._screener is None:
+            self._screener = Screener(self.model, self.settings)
+
+    def __call__(self, path: str | Path) -> dict:
+        try:
+            return self._screener.analyse(Path(path), str(path)).to_dict()
+        except (MediaError, OSError) as exc:
+            return {"path": str(path), "error": str(exc)}
+
+    def close(self) -> None:
+        if self._screener is not None:
+            self._screener.close()
+            self._screener = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_screener": None}  # each worker builds its own
 
 
 def _clean(value):
