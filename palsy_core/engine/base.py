@@ -12,11 +12,14 @@ reported against that file (``failure_record``), and the rest continue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm import tqdm
@@ -113,6 +116,49 @@ def cap_threads(n: int) -> None:
         cv2.setNumThreads(n)
     except ImportError:
         pass
+
+
+_claimed: list = []  # lock files held for this process's pinned cores (released when it exits)
+
+
+def pin_to_cores(n: int, lock_dir: Path | None = None) -> list[int]:
+    """Pin this process (every thread) to ``n`` cores no other worker on this machine holds.
+
+    Ray reserves CPUs but does not isolate them: a worker's native pools (MediaPipe's graph, video
+    decoding, the overlap of landmarks with the heavy modalities) would spread over every core
+    and make two one-CPU workers fight. Each worker claims free cores through ``flock`` on one
+    lock file per core (the kernel releases a dead worker's locks), so workers on one machine,
+    even of different Ray nodes, never share a core. Returns the cores, or ``[]`` (unpinned)
+    when ``n`` covers the whole machine or fewer than ``n`` cores are free.
+    """
+    import fcntl
+
+    cores = sorted(os.sched_getaffinity(0))
+    if n <= 0 or n >= len(cores):
+        return []
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "palsy-fusion-cores"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    held = []
+    for core in cores:
+        fh = open(lock_dir / f"cpu{core}.lock", "w")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        held.append((core, fh))
+        if len(held) == n:
+            break
+    if len(held) < n:
+        for _, fh in held:
+            fh.close()
+        return []
+    _claimed.extend(fh for _, fh in held)
+    mine = {core for core, _ in held}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), mine)
+    return sorted(mine)
 
 
 class Progress:

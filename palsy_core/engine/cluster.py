@@ -36,6 +36,7 @@ from palsy_core.engine.base import (
     call_job,
     cap_threads,
     failure_record,
+    pin_to_cores,
 )
 from palsy_core.native_logs import filter_native_logs
 
@@ -63,6 +64,7 @@ class _Worker:
 
     def __init__(self, job: FileJob, cpus: float) -> None:
         filter_native_logs()  # the detectors' start-up chatter, once per worker otherwise
+        self.cores = pin_to_cores(int(cpus)) if float(cpus).is_integer() else []
         cap_threads(int(cpus))
         self.job = job
         self.node = ""

