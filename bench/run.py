@@ -77,11 +77,12 @@ class Plan:
     rescore_frames: int = 1000
     scaling_base: int = 240  # 1x length of the scaling runs (10 s at 24 fps)
     browser_s: float = 60.0  # each Live session through the real browser
+    engine_files: int = 40  # real face files for the batch engines' scaling table
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(stage_frames=48, repeats=1, e2e_frames=120, live_frames=60, rescore_frames=1000,
-                   scaling_base=60, browser_s=10.0)
+                   scaling_base=60, browser_s=10.0, engine_files=12)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -355,6 +356,16 @@ def scaling(tmp: Path, model: Path, base: int) -> list[dict]:
     return rows
 
 
+def engines(model: Path, n_files: int) -> dict:
+    """``bench/engines.py`` in its own process (its last run pins that process to one core)."""
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "engines.py"), "--files",
+           str(n_files), "--model", str(model)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"engine runs failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -426,7 +437,33 @@ def report(args, model: Path, loaded: LoadedModel, out: dict) -> str:
               f"{first['peak_rss_mb'] + per_frame * (ten_min - first['frames']):.0f} MB peak "
               f"(decoded 720p frames are transient; stored results do not depend on the input "
               f"resolution)."]
+    lines += ["", *_engine_lines(out["engines"])]
     return "\n".join(lines)
+
+
+def _engine_lines(eng: dict) -> list[str]:
+    """The scaling table of the batch engines (``bench/engines.py``)."""
+    rows = {r["label"]: r for r in eng["rows"]}
+    local, ray_all, ray_one, ray_n, local_one = eng["rows"]
+    lines = [f"### Batch engines ({eng['files']} distinct 2 s real face videos, `predict`'s work "
+             f"per file, {eng['cores']} cores)", "",
+             "| run | files/s | set-up s | files s | wall s | records identical to local |",
+             "|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {label} | **{x['files_per_s']:.2f}** | {x['startup_s']:.1f} | "
+              f"{x['seconds']:.1f} | {x['wall_s']:.1f} | {'yes' if x['same_as_local'] else 'NO'} |"
+              for label, x in rows.items()]
+    lines += ["", f"- Ray, {ray_n['workers']} workers against 1 worker (one CPU each): "
+              f"**{ray_n['files_per_s'] / ray_one['files_per_s']:.2f}x** (target >= 1.6).",
+              f"- Ray's overhead at 1 worker over the local engine on the same CPUs: "
+              f"**{100 * (local['files_per_s'] / ray_all['files_per_s'] - 1):+.1f} %** with every "
+              f"core, **{100 * (local_one['files_per_s'] / ray_one['files_per_s'] - 1):+.1f} %** "
+              "on one core (target < 10 %); set-up (starting the actors, loading the networks "
+              "and the model in each) is paid once per run and shown apart.",
+              f"- Ray with every worker against the local engine on every core: "
+              f"{ray_n['files_per_s'] / local['files_per_s']:.2f}x. One unpinned process "
+              "already overlaps decoding, landmarks and the heavy modalities on more than one "
+              "core, so a second core adds less to it than a second worker does.", ""]
+    return lines
 
 
 def _live_browser_lines(out: dict, live: dict) -> list[str]:
@@ -523,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         del analysis
         print("scaling ...", flush=True)
         out["scaling"] = scaling(tmp, model, plan.scaling_base)
+        print("batch engines (local, Ray) ...", flush=True)
+        out["engines"] = engines(model, plan.engine_files)
         text = report(args, model, loaded, out)
     print(text)
     if not args.no_write:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from palsy_core.cli import main
@@ -226,3 +227,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_evaluation_page_uses_the_cluster_when_ray_address_is_set(mixed, tmp_path, monkeypatch):
+    from palsy_core.inference.scoring import load_model
+    from ui.evaluation import evaluate_manifest
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,subject,source\n" + "".join(
+        f"{p},{'healthy' if i % 2 else 'palsy'},s{i},src\n" for i, p in enumerate(mixed)))
+    loaded = load_model(DEFAULT_MODEL)
+    seen: list[int] = []
+    here = evaluate_manifest(manifest, loaded, Settings(), tmp_path / "c1")
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # Ray's own name for "start one here"
+    ray_run = evaluate_manifest(manifest, loaded, Settings(), tmp_path / "c2",
+                                on_progress=lambda done, total, _: seen.append(done))
+    assert seen == list(range(1, len(mixed) + 1))
+    pd.testing.assert_frame_equal(ray_run.predictions, here.predictions)
+    assert ray_run.errors == here.errors and any("broken.jpg" in k for k in here.errors)

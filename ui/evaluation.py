@@ -9,6 +9,7 @@ only the ``show_*`` functions draw.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +20,17 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
+from palsy_core.engine import ADDRESS_ENV, EngineOptions, open_engine
 from palsy_core.evaluation.curves import Curves, curves_for
 from palsy_core.evaluation.evaluate import (
-    evaluate_rows,
+    EvaluateJob,
+    evaluate_record,
     inconclusive_rows,
     metrics_from_predictions,
     seen_in_training,
     transfer_tables,
+    variant_names,
 )
-from palsy_core.extraction.extract import extract_paths
 from palsy_core.extraction.pipeline import Settings
 from palsy_core.inference.scoring import LoadedModel
 from palsy_core.io.bundle import rows_outside
@@ -97,18 +100,20 @@ def evaluate_manifest(
     refused = rows_outside(rows, confine_to) if confine_to is not None else {}
     refused |= {r.path: "file not found" for r in rows
                 if r.path not in refused and not r.path.is_file()}
-    todo = [r.path for r in rows if r.path not in refused]
-    done = 0
-
-    def step(path: Path, _result, _error) -> None:
-        nonlocal done
-        done += 1
-        if on_progress is not None:
-            on_progress(done, len(todo), path.name)
-
-    report = extract_paths(todo, settings, cache_dir, progress=False, on_done=step)
-    errors = {**refused, **report.errors}
-    df, names = evaluate_rows(rows, report.results, errors, loaded)
+    todo = [r for r in rows if r.path not in refused]
+    # The dashboard scores here, file after file; with $RAY_ADDRESS set, on that Ray cluster.
+    options = EngineOptions(engine="ray" if os.environ.get(ADDRESS_ENV) else "local",
+                            progress=False)
+    done: dict[Path, dict] = {}
+    with open_engine(options) as engine:
+        for i, record in engine.map(EvaluateJob(loaded, settings, cache_dir), todo):
+            done[todo[i].path] = record
+            if on_progress is not None:
+                on_progress(len(done), len(todo), todo[i].path.name)
+    records = [done.get(r.path) or evaluate_record(r, None, refused[r.path], loaded)
+               for r in rows]
+    errors = {**refused, **{p: rec["error"] for p, rec in done.items() if rec.get("error")}}
+    df, names = pd.DataFrame.from_records(records), variant_names(loaded)
     return EvaluationResult(title or f"`{manifest.name}`", metrics_from_predictions(df, names),
                             df, names,
                             {r.rel: errors[r.path] for r in rows if r.path in errors},

@@ -105,22 +105,6 @@ def variant_names(loaded: LoadedModel) -> list[str]:
     return [variant_name(s, loaded.modalities) for s in report_subsets(loaded.modalities)][::-1]
 
 
-def evaluate_rows(
-    rows: Sequence[ManifestRow],
-    analyses: dict[Path, MediaAnalysis],
-    errors: dict[Path, str],
-    loaded: LoadedModel,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Score extracted manifest rows: a predictions table and the variant names it holds.
-
-    Rows that failed to load keep their error; rows without a face have no scores. Thresholds are
-    the model's own (chosen on its training data).
-    """
-    records = [evaluate_record(r, analyses.get(r.path), errors.get(r.path, ""), loaded)
-               for r in rows]
-    return pd.DataFrame.from_records(records), variant_names(loaded)
-
-
 class EvaluateJob:
     """Per-row evaluation for the batch engines: extract (through the cache) and score one
     manifest row; only its predictions record comes back. ``model`` is a loaded model (sent to

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,26 +80,24 @@ def extract_paths(
     settings: Settings,
     cache_dir: Path | None = None,
     progress: bool = True,
-    on_done: Callable[[Path, MediaAnalysis | None, str | None], None] | None = None,
 ) -> ExtractionReport:
-    """Extract many files; a file that cannot be read is reported and the rest continue."""
-    cache_dir = cache_dir or default_cache_dir()
-    paths = list(paths)
+    """Every file's analysis in memory (training needs them all); a file that cannot be read is
+    reported and the rest continue. Batches that need only a summary per file run ``ExtractJob``
+    through ``palsy_core.engine`` instead."""
+    job = ExtractJob(settings, cache_dir)
+    job.setup()
     report = ExtractionReport()
-    with make_detector(settings.task_model, tracking=False) as photo_detector:
-        for path in tqdm(paths, desc="extract", unit="file", disable=not progress):
-            error = None
+    try:
+        for path in tqdm(list(paths), desc="extract", unit="file", disable=not progress):
             try:
-                media_kind(path)
-                result, hit = extract_file(path, settings, cache_dir, detector=photo_detector)
-                report.results[path] = result
-                report.cache_hits += hit
+                result, hit = job.analysis(path)
             except (MediaError, OSError) as exc:
-                error = str(exc)
-                report.errors[path] = error
-                result = None
-            if on_done is not None:
-                on_done(path, result, error)
+                report.errors[path] = str(exc)
+                continue
+            report.results[path] = result
+            report.cache_hits += hit
+    finally:
+        job.close()
     return report
 
 
