@@ -245,3 +245,12 @@ def test_evaluation_page_uses_the_cluster_when_ray_address_is_set(mixed, tmp_pat
     assert seen == list(range(1, len(mixed) + 1))
     pd.testing.assert_frame_equal(ray_run.predictions, here.predictions)
     assert ray_run.errors == here.errors and any("broken.jpg" in k for k in here.errors)
+
+
+def test_an_unreachable_cluster_gets_a_clear_message(capsys, pyfeat_dir):
+    port = _free_port()  # nothing listens there
+    rc = main(["predict", str(pyfeat_dir / "single_face.jpg"), "--engine", "ray", "--address",
+               f"127.0.0.1:{port}"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in err and "ray start --head" in err

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sys
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from palsy_core.engine.base import (
+    ADDRESS_ENV,
     MAX_ATTEMPTS,
     EngineOptions,
     FileJob,
@@ -57,6 +59,22 @@ def _ray():
         raise EngineUnavailable(
             "--engine ray needs Ray (pinned in requirements.txt): run 'make setup'") from exc
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the reason, when nothing answers at a ``host:port`` (or ``ray://``) cluster
+    address; Ray itself would retry for minutes. ``auto`` and ``local`` are Ray's to resolve."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EngineUnavailable(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with "
+            f"'ray start --head --port={port}' on {host}, or leave --address and {ADDRESS_ENV} "
+            "unset to run on this machine") from exc
 
 
 class _Worker:
@@ -103,6 +121,8 @@ class RayEngine:
         path = os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
         runtime_env = {"env_vars": {"PYTHONPATH": path}}
         address = options.cluster_address
+        if address:
+            check_reachable(address)
         try:
             if address:
                 self.ray.init(address=address, runtime_env=runtime_env, log_to_driver=True,
