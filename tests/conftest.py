@@ -95,8 +95,9 @@ def transfer_run(tmp_path_factory, palsy_manifest):
     return rows, leave_one_source_out(rows, analyses, real, synthetic, config, progress=False)
 
 
-def make_test_model(path: Path) -> Path:
-    """A small seeded random model with unequal fusion weights, saved as a checkpoint."""
+def make_test_model(path: Path, **meta_extra) -> Path:
+    """A small seeded random model with unequal fusion weights, saved as a checkpoint
+    (``meta_extra``: more meta, e.g. the ``train_digests`` of files it was "trained" on)."""
     torch.manual_seed(0)
     n = len(FRAME_FEATURES)
     model = FusionModel(ModelConfig(n_features=n, image_size=64, depth="resnet10", embed_dim=128,
@@ -104,7 +105,7 @@ def make_test_model(path: Path) -> Path:
     with torch.no_grad():
         model.fusion_logits.copy_(torch.tensor([0.5, 0.0, -0.3, 0.2, 0.1, -0.1]))
     meta = {"normaliser": Normaliser(np.zeros(n, np.float32), np.ones(n, np.float32)).to_dict(),
-            "thresholds": {}, "threshold": 0.5}
+            "thresholds": {}, "threshold": 0.5, **meta_extra}
     return save_checkpoint(path, model, meta)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_pages import wait_idle
 from browser_util import (
     CHROMIUM,
     chromium,
@@ -127,12 +128,6 @@ def _full_page(page: Page, path: Path) -> None:
     page.set_viewport_size(VIEWPORT)
 
 
-def _wait_idle(page: Page, timeout_ms: float = ANALYSIS_TIMEOUT_MS) -> None:
-    """Until the script run is over: during a rerun, the previous run's elements still show."""
-    expect(page.get_by_test_id("stApp")).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=timeout_ms)
-
-
 def _images_loaded(page: Page) -> list[str]:
     """The captions of the page's images once the browser has loaded every one of them."""
     images = page.get_by_test_id("stImage")
@@ -215,7 +210,7 @@ def test_upload_video_shows_verdict_and_toggling_a_modality_rescores(
         pyfeat_dir / VIDEO)
     expect(page.get_by_role("heading", name=f"Result: {VIDEO}")).to_be_visible(
         timeout=ANALYSIS_TIMEOUT_MS)
-    _wait_idle(page)
+    wait_idle(page)
     expect(_metric_value(page, "Verdict")).to_have_text(scored.score(every).verdict)
     p_shown = _metric_value(page, "P(palsy)")
     before = p_shown.inner_text()

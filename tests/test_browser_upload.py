@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_util import CHROMIUM, ROOT, chromium, log_tail, streamlit_server
+from browser_pages import (
+    ANALYSIS_TIMEOUT_MS,
+    choose_file,
+    metric,
+    no_exception,
+    open_analyse,
+    result_heading,
+    slider_to_max,
+    wait_idle,
+)
+from browser_util import CHROMIUM, ROOT, chromium, streamlit_server
 from conftest import make_test_model
-from google.protobuf.message import DecodeError
-from playwright.sync_api import Browser, Locator, Page, WebSocket, expect
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 
 VIEWPORT = {"width": 1400, "height": 1000}
-ANALYSIS_TIMEOUT_MS = 240_000  # one upload's analysis on a busy 2-core CPU
-PAGE_TIMEOUT_MS = 120_000  # the page's first run, the model load included
 LONG_VIDEO = "WolfgangLanger_Pexels.mp4"  # 19.7 s, 472 frames
 PHOTO, VIDEO = "single_face.jpg", "single_face.mp4"
 EARLIER_PHOTO = "0-f1-su-ph.jpg"  # another real face, analysed before the cancelled video
@@ -70,84 +76,6 @@ def page(browser) -> Iterator[Page]:
     context.close()
 
 
-def _open_analyse(page: Page, base: str) -> tuple[Locator, WebSocket]:
-    """The Analyse page once its first run is over: its uploader and the page's connection to
-    the server (its messages tell when a script run ends, see ``_rerun``)."""
-    with page.expect_websocket(lambda ws: ws.url.endswith("/_stcore/stream"),
-                               timeout=PAGE_TIMEOUT_MS) as stream:
-        page.goto(f"{base}/Analyse")
-    uploader = page.get_by_test_id("stFileUploader")
-    expect(uploader).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-    _wait_idle(page)
-    return uploader, stream.value
-
-
-def _run_finished(payload: str | bytes) -> bool:
-    """Whether a message from the server says a script run is over (not cut short by another)."""
-    if isinstance(payload, str):
-        return False
-    try:
-        msg = ForwardMsg.FromString(payload)
-    except DecodeError:
-        return False
-    return (msg.WhichOneof("type") == "script_finished"
-            and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY)
-
-
-def _wait_idle(page: Page, timeout_ms: float = ANALYSIS_TIMEOUT_MS) -> None:
-    """Until the script run is over: during a rerun, the previous run's elements still show."""
-    expect(page.get_by_test_id("stApp")).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=timeout_ms)
-
-
-def _choose_file(page: Page, uploader: Locator, path: Path) -> None:
-    """Upload ``path`` as a user does: the uploader's "Upload" button ("Add files" once it holds
-    a file; one file at a time, so the new one replaces it), then Chromium's file chooser."""
-    zone = uploader.get_by_test_id("stFileUploaderDropzone")
-    button = zone.get_by_role("button", name="Add files").or_(
-        zone.get_by_role("button").filter(has_text=re.compile(r"Upload\s*$")))
-    with page.expect_file_chooser() as chooser:
-        button.click()
-    chooser.value.set_files(path)
-
-
-def _rerun(stream: WebSocket, action: Callable[[], None],
-           timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
-    """Do ``action`` and wait until the server says the script run it causes is over.
-
-    A widget's value reaches the server a moment after the browser shows it, so the page's
-    script state may still read "notRunning" from before; on a busy machine the browser may
-    even never show "running" for a short run. The server's own message is exact."""
-    with stream.expect_event("framereceived", predicate=_run_finished, timeout=timeout_ms):
-        action()
-
-
-def _slider_to_max(page: Page, stream: WebSocket, label: str) -> str:
-    """Move the settings slider labelled ``label`` to its maximum with the keyboard (End)."""
-    slider = page.get_by_test_id("stSlider").filter(has_text=label)
-    thumb = slider.get_by_role("slider")
-    top = thumb.get_attribute("max")
-    assert thumb.input_value() != top
-    thumb.focus()
-    _rerun(stream, lambda: thumb.press("End"))
-    expect(thumb).to_have_value(top)
-    return top
-
-
-def _metric(page: Page, label: str) -> Locator:
-    return page.get_by_test_id("stMetric").filter(
-        has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
-
-
-def _result_heading(page: Page, name: str) -> Locator:
-    return page.get_by_role("heading", name=f"Result: {name}")
-
-
-def _no_exception(page: Page, log: Path) -> None:
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    assert "Traceback" not in log.read_text(errors="replace"), log_tail(log)
-
-
 # --- a real Cancel click ----------------------------------------------------------------------
 
 
@@ -159,20 +87,20 @@ def test_cancel_click_during_a_running_analysis_keeps_nothing_and_the_page_stays
     under its own name."""
     log = tmp_path / "streamlit.log"
     with streamlit_server({"PALSY_MODEL": str(model_file)}, log) as base:
-        uploader, stream = _open_analyse(page, base)
+        uploader, stream = open_analyse(page, base)
         expect(page.get_by_text(NO_ANALYSIS)).to_be_visible()
         # A finished earlier analysis, which must not show under the cancelled file either.
-        _choose_file(page, uploader, pyfeat_dir / EARLIER_PHOTO)
-        expect(_result_heading(page, EARLIER_PHOTO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
-        _wait_idle(page)
+        choose_file(page, uploader, pyfeat_dir / EARLIER_PHOTO)
+        expect(result_heading(page, EARLIER_PHOTO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+        wait_idle(page)
         # The most frames the page allows (15 per second, cap 300: 296 frames of this video),
         # so the analysis is surely still running when the click arrives.
         page.get_by_test_id("stExpander").filter(has_text="Analysis settings") \
             .locator("summary").click()
-        assert _slider_to_max(page, stream, "Frames analysed per second") == "15"
-        assert _slider_to_max(page, stream, "At most this many frames") == "300"
+        assert slider_to_max(page, stream, "Frames analysed per second") == "15"
+        assert slider_to_max(page, stream, "At most this many frames") == "300"
 
-        _choose_file(page, uploader, pyfeat_dir / LONG_VIDEO)
+        choose_file(page, uploader, pyfeat_dir / LONG_VIDEO)
         expect(uploader.get_by_test_id("stFileChipName")).to_have_attribute("title", LONG_VIDEO)
         progress = page.get_by_test_id("stProgress")
         expect(progress).to_contain_text(re.compile(rf"{re.escape(LONG_VIDEO)}: frame \d+ of "
@@ -185,36 +113,36 @@ def test_cancel_click_during_a_running_analysis_keeps_nothing_and_the_page_stays
 
         # Whichever comes first: the notice, the cancelled file's result or an exception.
         notice = page.get_by_text(CANCELLED)
-        expect(notice.or_(_result_heading(page, LONG_VIDEO))
+        expect(notice.or_(result_heading(page, LONG_VIDEO))
                .or_(page.get_by_test_id("stException")).first).to_be_visible(
             timeout=ANALYSIS_TIMEOUT_MS)
-        _wait_idle(page)
+        wait_idle(page)
         # Nothing of the cancelled file: no result, no verdict, no progress, no Cancel button;
         # and no older result under it.
-        assert _result_heading(page, LONG_VIDEO).count() == 0, \
+        assert result_heading(page, LONG_VIDEO).count() == 0, \
             f"the cancelled file's result is shown (clicked at {at_click!r})"
-        _no_exception(page, log)
+        no_exception(page, log)
         expect(notice).to_be_visible()
         expect(page.get_by_role("heading", name=re.compile(r"^Result: "))).to_have_count(0)
-        expect(_metric(page, "Verdict")).to_have_count(0)
-        expect(_metric(page, "P(palsy)")).to_have_count(0)
+        expect(metric(page, "Verdict")).to_have_count(0)
+        expect(metric(page, "P(palsy)")).to_have_count(0)
         expect(progress).to_have_count(0)
         expect(cancel).to_have_count(0)
         expect(page.get_by_role("button", name="Analyse again")).to_be_visible()
-        _no_exception(page, log)
+        no_exception(page, log)
 
         # Still usable: a photo uploaded next is analysed and its result names the photo.
-        _choose_file(page, uploader, pyfeat_dir / PHOTO)
-        expect(_result_heading(page, PHOTO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
-        _wait_idle(page)
+        choose_file(page, uploader, pyfeat_dir / PHOTO)
+        expect(result_heading(page, PHOTO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+        wait_idle(page)
         expect(page.get_by_role("heading", name=re.compile(r"^Result: "))).to_have_count(1)
-        expect(_metric(page, "Verdict").get_by_test_id("stMetricValue")).to_have_text(
+        expect(metric(page, "Verdict").get_by_test_id("stMetricValue")).to_have_text(
             re.compile(r"\S"))
         expect(page.get_by_text(CANCELLED)).to_have_count(0)
         expect(page.get_by_text(NO_ANALYSIS)).to_have_count(0)
         for other in (LONG_VIDEO, EARLIER_PHOTO):
             expect(page.get_by_text(other)).to_have_count(0)  # not even in the uploader
-        _no_exception(page, log)
+        no_exception(page, log)
 
 
 # --- nothing written to disk by the real server ------------------------------------------------
@@ -284,23 +212,23 @@ def test_uploads_through_the_browser_write_nothing_to_disk(page, model_file, pyf
     page.on("requestfinished", lambda r: sent.append((r.method, r.response().status))
             if "/_stcore/upload_file/" in r.url else None)
     with streamlit_server(env, log) as base:
-        uploader, _ = _open_analyse(page, base)
+        uploader, _ = open_analyse(page, base)
         before = _snapshot(*watched)
         assert _holding([p for p in before if p not in originals], needles) == [], \
             "the uploaded bytes are on disk before the upload"
 
         for name in (PHOTO, VIDEO):
-            _choose_file(page, uploader, pyfeat_dir / name)
-            expect(_result_heading(page, name)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
-            _wait_idle(page)
-            expect(_metric(page, "Verdict").get_by_test_id("stMetricValue")).to_have_text(
+            choose_file(page, uploader, pyfeat_dir / name)
+            expect(result_heading(page, name)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+            wait_idle(page)
+            expect(metric(page, "Verdict").get_by_test_id("stMetricValue")).to_have_text(
                 re.compile(r"\S"))
             # The frame views reach the browser from the media endpoint (memory, not disk).
             page.wait_for_function(
                 "() => { const i = [...document.querySelectorAll('[data-testid=stImage] img')];"
                 " return i.length >= 2 && i.every(x => x.complete && x.naturalWidth > 0); }",
                 timeout=60_000)
-        _no_exception(page, log)
+        no_exception(page, log)
         after = _snapshot(*watched)
     # Each file went over HTTP to the upload handler; the video replaced the photo there.
     assert sent == [("PUT", 204), ("DELETE", 204), ("PUT", 204)]
