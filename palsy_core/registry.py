@@ -217,14 +217,16 @@ _EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = (
      "Angle at the lower-lip midline point between the downward facial vertical and the line to "
      "the mouth corner (61), 90 degrees when the corner is level with that point and larger when "
      "it is raised"),
-    ("upper_lip_height", "Upper lip height", "mm",
-     "Distance from the interpupillary line down to the outer upper-lip border (61-185-40-39-37-0) "
-     "halfway between the facial midline and the mouth corner, whose right-left difference is "
-     f"Emotrics' upper lip height deviation, {_MM}"),
-    ("lower_lip_height", "Lower lip height", "mm",
-     "Distance from the interpupillary line down to the outer lower-lip border "
-     "(61-146-91-181-84-17) halfway between the facial midline and the mouth corner, whose "
-     f"right-left difference is Emotrics' lower lip height deviation, {_MM}"),
+    ("upper_lip_height", "Upper lip level below the eye line", "mm",
+     "How far the outer upper-lip border (61-185-40-39-37-0) lies below the interpupillary line, "
+     "halfway between the facial midline and the mouth corner: a level, not the lip's thickness "
+     "(about 60 mm on an adult face). Its right-left difference is Emotrics' upper lip height "
+     f"deviation (a lip drawn down on one side), {_MM}"),
+    ("lower_lip_height", "Lower lip level below the eye line", "mm",
+     "How far the outer lower-lip border (61-146-91-181-84-17) lies below the interpupillary "
+     "line, halfway between the facial midline and the mouth corner: a level, not the lip's "
+     "thickness (about 75 mm on an adult face). Its right-left difference is Emotrics' lower lip "
+     f"height deviation, {_MM}"),
     ("dental_show", "Dental show (proxy)", "mm",
      "Landmark-only proxy for dental show (teeth are not detected): the gap between the inner "
      "upper lip (78-191-80-81-82-13) and inner lower lip (78-95-88-178-87-14) halfway between the "

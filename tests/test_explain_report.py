@@ -20,10 +20,17 @@ from PIL import Image
 from palsy_core.extraction.pipeline import Settings, analyse_media
 from palsy_core.inference.demo import healthy_sample, palsy_sample, severity_sweep
 from palsy_core.inference.explain import cam_from_inputs, grad_cam, one_frame, overlay_heatmap
-from palsy_core.inference.report import DISCLAIMER, frame_table, html_report, key_frames
+from palsy_core.inference.report import (
+    DISCLAIMER,
+    emotrics_sides,
+    frame_table,
+    html_report,
+    key_frames,
+)
 from palsy_core.inference.scoring import ScoredMedia, load_model
 from palsy_core.model.batches import to_inputs
 from palsy_core.registry import EMOTRICS_FEATURES, FRAME_FEATURES
+from ui.analysis import emotrics_figure
 
 COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
 SETTINGS = Settings(sample_fps=5.0, max_frames=12)
@@ -201,6 +208,22 @@ def test_html_report_is_self_contained_with_verdict_and_key_frames(video):
     assert f"threshold {score.threshold:.2f}" in svg
     points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
     assert len(points) == int((~np.isnan(score.p_frames)).sum())
+
+
+def test_measurements_carry_clinical_names_and_their_definitions(video):
+    """Every measure is defined where it is shown (report, chart hover); the lip levels, measured
+    from the eye line, are not named like a lip's thickness (a clinician would read 60 mm as
+    wrong)."""
+    sides = emotrics_sides(video.analysis.features[0])
+    assert sides["definition"].str.len().gt(40).all()
+    assert not sides["measure"].str.fullmatch(r"(Upper|Lower) lip height").any()
+    lip = sides.set_index("measure").loc["Upper lip level below the eye line"]
+    assert 30 < lip.right < 90 and "not the lip's thickness" in lip.definition
+    report = html_report(video, video.modalities, "Definitions")
+    assert report.count("<dt>") == len(sides) and "interpupillary line" in report
+    fig = emotrics_figure(video.analysis.features[0])
+    assert all("%{customdata}" in bar.hovertemplate for bar in fig.data)
+    assert any("not the lip&#x27;s" in c or "not the lip's" in c for c in fig.data[0].customdata)
 
 
 def test_html_report_follows_the_enabled_modalities(video):

@@ -21,6 +21,7 @@ written to disk.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -369,11 +370,14 @@ def emotrics_figure(features: np.ndarray) -> go.Figure:
     """Left-vs-right bars of the Emotrics measures in millimetres."""
     df = emotrics_sides(features)
     df = df[df.unit == "mm"]
+    # Hovering a bar shows the measure's definition (wrapped), as Emotrics defines it.
+    wrapped = ["<br>".join(textwrap.wrap(d, 60)) for d in df.definition]
+    hover = "%{y}, %{fullData.name}: %{x:.1f} mm<br><br>%{customdata}<extra></extra>"
     fig = go.Figure([
         go.Bar(y=df.measure, x=df.right, name="subject's right", orientation="h",
-               marker_color=COLOURS[0]),
+               marker_color=COLOURS[0], customdata=wrapped, hovertemplate=hover),
         go.Bar(y=df.measure, x=df.left, name="subject's left", orientation="h",
-               marker_color=COLOURS[1]),
+               marker_color=COLOURS[1], customdata=wrapped, hovertemplate=hover),
     ])
     fig.update_layout(barmode="group", xaxis_title="mm", yaxis_autorange="reversed", height=380,
                       margin={"l": 10, "r": 10, "t": 10, "b": 10},

@@ -26,9 +26,10 @@ from palsy_core.modalities.line_segments import draw_landmarks, overlay_line_seg
 from palsy_core.registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
 from palsy_core.settings import DISCLAIMER, __version__
 
-# Emotrics measures as (key, name, unit), from the registry's "<key>_right" entries.
-EMOTRICS_MEASURES: tuple[tuple[str, str, str], ...] = tuple(
-    (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit)
+# Emotrics measures as (key, name, unit, definition), from the registry's "<key>_right" entries.
+EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = tuple(
+    (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit,
+     f.description.removesuffix(", on the subject's right side.") + ".")
     for f in EMOTRICS_FEATURES if f.key.endswith("_right"))
 _COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
 
@@ -37,12 +38,13 @@ _COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
 
 
 def emotrics_sides(features: np.ndarray) -> pd.DataFrame:
-    """One frame's (or a median's) Emotrics measures: measure, unit, right, left, difference."""
+    """One frame's (or a median's) Emotrics measures: measure, unit, right, left, difference and
+    the measure's definition."""
     rows = []
-    for key, name, unit in EMOTRICS_MEASURES:
+    for key, name, unit, definition in EMOTRICS_MEASURES:
         right, left = (float(features[_COLUMN[f"{key}_{s}"]]) for s in ("right", "left"))
         rows.append({"measure": name, "unit": unit, "right": right, "left": left,
-                     "difference": abs(right - left)})
+                     "difference": abs(right - left), "definition": definition})
     return pd.DataFrame(rows)
 
 
@@ -137,11 +139,17 @@ def _rows(cells: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
-def _measures_table(features: np.ndarray) -> str:
+def _measures_table(features: np.ndarray, definitions: bool = False) -> str:
+    """The Emotrics measures; each name carries its definition on hover, and ``definitions``
+    lists them under the table (once per report, so that they print)."""
     df = emotrics_sides(features)
-    return _rows([[html.escape(r.measure), r.unit, _num(r.right), _num(r.left),
+    table = _rows([[f"<span title='{html.escape(r.definition, quote=True)}'>"
+                    f"{html.escape(r.measure)}</span>", r.unit, _num(r.right), _num(r.left),
                    _num(r.difference)] for r in df.itertuples()],
-                 ["measure", "unit", "right", "left", "|right - left|"])
+                  ["measure", "unit", "right", "left", "|right - left|"])
+    terms = "".join(f"<dt>{html.escape(r.measure)}</dt><dd>{html.escape(r.definition)}</dd>"
+                    for r in df.itertuples())
+    return f"{table}<p><b>Definitions</b></p><dl>{terms}</dl>" if definitions else table
 
 
 def _timeline_svg(score: SubsetScore, times: np.ndarray, width: int = 640, height: int = 200
@@ -239,8 +247,10 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
                      _pct(scored.score((m,)).p)] for m in scored.modalities]
     good = a.has_face & reliable(scored.frame_flags)
     rows = a.features[good if good.any() else a.has_face]
-    measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
-                f"{_measures_table(np.median(rows, axis=0))}" if len(rows) else "")
+    measures = ""
+    if len(rows):
+        measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
+                    f"{_measures_table(np.median(rows, axis=0), definitions=True)}")
     frames = "".join(_key_frame(scored, score, t, enabled)
                      for t in key_frames(score, scored.frame_flags))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
