@@ -219,14 +219,14 @@ _EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = (
      "it is raised"),
     ("upper_lip_height", "Upper lip level below the eye line", "mm",
      "How far the outer upper-lip border (61-185-40-39-37-0) lies below the interpupillary line, "
-     "halfway between the facial midline and the mouth corner: a level, not the lip's thickness "
-     "(about 60 mm on an adult face). Its right-left difference is Emotrics' upper lip height "
-     f"deviation (a lip drawn down on one side), {_MM}"),
+     "halfway between the facial midline and the mouth corner (a level, not the lip's thickness: "
+     "about 60 mm on an adult face; its right-left difference is Emotrics' upper lip height "
+     f"deviation, a lip drawn down on one side), {_MM}"),
     ("lower_lip_height", "Lower lip level below the eye line", "mm",
      "How far the outer lower-lip border (61-146-91-181-84-17) lies below the interpupillary "
-     "line, halfway between the facial midline and the mouth corner: a level, not the lip's "
-     "thickness (about 75 mm on an adult face). Its right-left difference is Emotrics' lower lip "
-     f"height deviation, {_MM}"),
+     "line, halfway between the facial midline and the mouth corner (a level, not the lip's "
+     "thickness: about 75 mm on an adult face; its right-left difference is Emotrics' lower lip "
+     f"height deviation), {_MM}"),
     ("dental_show", "Dental show (proxy)", "mm",
      "Landmark-only proxy for dental show (teeth are not detected): the gap between the inner "
      "upper lip (78-191-80-81-82-13) and inner lower lip (78-95-88-178-87-14) halfway between the "
