@@ -22,10 +22,13 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.testing.v1 import AppTest
 
+from palsy_core.extraction.pipeline import Settings, analyse_frame
+from palsy_core.face.landmarks import make_detector
 from palsy_core.inference import live
 from palsy_core.inference.live import LiveScorer
 from palsy_core.inference.scoring import load_model
 from palsy_core.io.media import iter_video_frames
+from palsy_core.modalities import specs
 from palsy_core.modalities.line_segments import CONTOUR_COLOUR
 from palsy_core.model.batches import Normaliser
 from palsy_core.model.checkpoint import save_checkpoint
@@ -117,6 +120,50 @@ def test_rolling_score_and_overlays_on_a_real_face(loaded, face_frames, detector
         assert changed["lines"][face & ~banner].mean() > 0.05
         assert changed["landmarks"][face & ~banner].mean() > 0.05
         assert not changed["none"][face & ~banner].any()
+
+
+def test_heavy_modalities_run_every_other_face_frame_and_are_reused_between(
+        loaded, face_frames, empty_frames, monkeypatch):
+    """The face-network and blendshape views (networks of their own) are computed on every
+    second face frame; the frame between takes the previous frame's values and says so."""
+    heavy = {k: s for k, s in specs().items() if s.heavy}
+    assert set(heavy) == {"face_asym", "blendshapes"}
+    calls = {k: 0 for k in heavy}
+    def counting(key: str, compute):
+        def counted(self, ctx):
+            calls[key] += 1
+            return compute(self, ctx)
+        return counted
+
+    for key, spec in heavy.items():
+        monkeypatch.setattr(type(spec), "compute", counting(key, type(spec).compute))
+    frames = face_frames[:5]
+    with LiveScorer(loaded, heavy_every=2) as scorer:
+        results = [scorer.process(rgb, timestamp_s=0.2 * i)[1] for i, rgb in enumerate(frames)]
+        assert calls == {k: 3 for k in heavy}  # frames 0, 2 and 4
+        assert [r.window_fresh for r in results] == [1, 1, 2, 2, 3]
+        assert all(r.p_frame is not None for r in results)
+        scorer.process(empty_frames[0], timestamp_s=1.0)  # no face: nothing to reuse after it
+        _, res = scorer.process(frames[0], timestamp_s=1.2)
+        assert calls == {k: 4 for k in heavy} and res.window_fresh == 4
+    with LiveScorer(loaded, heavy_every=1) as every:
+        res = [every.process(rgb, timestamp_s=0.2 * i)[1] for i, rgb in enumerate(frames)][-1]
+        assert res.window_fresh == res.window_faces == len(frames)
+    # A reused frame is scored exactly as that frame with the previous frame's heavy values.
+    with make_detector(tracking=True) as det:
+        first = analyse_frame(frames[0], det, Settings(), 0, 0.0)
+    with LiveScorer(loaded, heavy_every=2) as scorer:
+        scorer.process(frames[0], timestamp_s=0.0)
+        _, reused = scorer.process(frames[1], timestamp_s=0.2)
+    with make_detector(tracking=True) as det:
+        det.detect(frames[0], timestamp_ms=0)
+        expected = analyse_frame(frames[1], det, Settings(), 1, 0.2,
+                                 reuse={k: first.values[k] for k in heavy})
+    with LiveScorer(loaded, heavy_every=1) as plain:
+        p, _, _ = plain._score(expected, plain.enabled)
+    assert reused.p_frame == pytest.approx(p, abs=1e-6)
+    with pytest.raises(ValueError, match="heavy_every"):
+        LiveScorer(loaded, heavy_every=0)
 
 
 def test_frames_without_a_face_are_flagged_and_skipped(loaded, face_frames, empty_frames):

@@ -91,12 +91,16 @@ def live_scores() -> None:
                      help=f"frames scored per second over the last frames (wall clock); this "
                           f"frame took {result.latency_ms:.0f} ms to score")
     bottom[1].metric("Face frames", result.window_faces,
-                     help="recent frames with a face that the rolling score averages")
+                     help=f"recent frames with a face that the rolling score averages; on "
+                          f"{result.window_fresh} of them the face-network and blendshape views "
+                          f"were computed on that frame (they are recomputed every "
+                          f"{scorer.heavy_every} frames), the others reused the previous frame's")
     if result.inconclusive:
         st.warning(f"No verdict: {result.inconclusive}. {retake_hint(result.inconclusive)}")
     names = ", ".join(modality(m).name for m in result.enabled)
     flags = ", ".join(FLAG_NAMES.get(f, f) for f in result.flags) or "none"
-    st.caption(f"{result.window_faces} recent frames with a face · threshold "
+    st.caption(f"{result.window_faces} recent frames with a face ({result.window_fresh} with "
+               "every view computed on that frame) · threshold "
                f"{result.threshold:.2f} · modalities: {names} · this frame's flags: {flags}")
 
 

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
@@ -78,10 +78,16 @@ def analyse_frame(
     settings: Settings,
     index: int = 0,
     timestamp_s: float = 0.0,
+    reuse: Mapping[str, np.ndarray] | None = None,
 ) -> FrameResult:
-    """Detect, align and compute every modality for one RGB uint8 frame."""
+    """Detect, align and compute every modality for one RGB uint8 frame.
+
+    ``reuse`` gives modality values to take as they are instead of computing them (the live
+    camera passes the previous frame's heavy modalities); a frame without a face ignores it.
+    """
     rgb = _cleaned(rgb, settings)
-    return _modalities(rgb, _detect(rgb, detector, timestamp_s), settings, index, timestamp_s)
+    return _modalities(rgb, _detect(rgb, detector, timestamp_s), settings, index, timestamp_s,
+                       reuse)
 
 
 def _cleaned(rgb: np.ndarray, settings: Settings) -> np.ndarray:
@@ -95,7 +101,8 @@ def _detect(rgb: np.ndarray, detector: LandmarkDetector, timestamp_s: float) -> 
 
 
 def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings, index: int,
-                timestamp_s: float) -> FrameResult:
+                timestamp_s: float, reuse: Mapping[str, np.ndarray] | None = None
+                ) -> FrameResult:
     """Everything after detection: a pure function of the frame and its landmarks."""
     if detection is None:
         return FrameResult(index=index, timestamp_s=timestamp_s, flags=("no_face",))
@@ -113,7 +120,8 @@ def _modalities(rgb: np.ndarray, detection: Detection | None, settings: Settings
         n_faces=detection.n_faces,
         pose=(pose.yaw, pose.pitch, pose.roll),
         points=detection.points,
-        values={key: s.compute(ctx) for key, s in specs().items()},
+        values={key: reuse[key] if reuse and key in reuse else s.compute(ctx)
+                for key, s in specs().items()},
     )
 
 

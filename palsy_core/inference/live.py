@@ -31,6 +31,7 @@ from palsy_core.inference.scoring import (
     torch_threads,
 )
 from palsy_core.metrics import Decided, file_score, inconclusive_reason
+from palsy_core.modalities import specs
 from palsy_core.modalities.line_segments import draw_landmarks, overlay_line_segments
 from palsy_core.model.batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
 from palsy_core.model.novelty import UNFAMILIAR
@@ -42,6 +43,11 @@ OVERLAYS: tuple[str, ...] = ("lines", "landmarks", "none")
 # Weight of the newest frame in the latency average: about the last 10 frames dominate.
 LATENCY_EMA = 0.2
 RATE_WINDOW = 30  # frames over which the scoring rate is measured (wall clock)
+# The heavy modalities (those running networks of their own: face-network and blendshape
+# asymmetry) are computed on every HEAVY_EVERY-th face frame and reused in between; landmarks,
+# the images and the model run on every frame. A face moves little in 1/15 s, and these two
+# views cost about a third of a frame's work.
+HEAVY_EVERY = 2
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class LiveResult(Decided):
     latency_ms: float  # this frame's processing time
     flags: tuple[str, ...]  # this frame's quality flags ("no_face", "pose", "blur", ...)
     window_faces: int  # frames with a face in the window
+    # Of those, the frames whose heavy modalities (their own networks) were computed on that
+    # frame; the rest reused the previous frame's (``LiveScorer(heavy_every=...)``).
+    window_fresh: int = 0
 
     inconclusive: str | None = None  # why the window gives no verdict (every frame unreliable)
 
@@ -89,9 +98,16 @@ class LiveScorer:
         overlay: Overlay = "lines",
         task_model: str | None = None,
         torch_threads: int | None = 1,
+        heavy_every: int = HEAVY_EVERY,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1 frame, got {window}")
+        if heavy_every < 1:
+            raise ValueError(f"heavy_every must be at least 1 frame, got {heavy_every}")
+        self.heavy_every = heavy_every
+        self._heavy_keys = tuple(k for k, s in specs().items() if s.heavy)
+        self._reusable: dict[str, np.ndarray] | None = None  # the last fresh heavy values
+        self._reused_in_a_row = 0
         self.loaded = loaded
         self.settings = settings or Settings()
         self.torch_threads = torch_threads
@@ -100,7 +116,7 @@ class LiveScorer:
         self.modalities = tuple(loaded.modalities)
         self._lock = threading.Lock()  # guards the settings, the window and the latest result
         self._process_lock = threading.Lock()  # one frame at a time: detectors are not thread-safe
-        self._window: deque[tuple[float, float, tuple[str, ...]]] = deque(maxlen=window)
+        self._window: deque[tuple[float, float, tuple[str, ...], bool]] = deque(maxlen=window)
         try:
             self._enabled = self._check_enabled(enabled)
             self._overlay = self._check_overlay(overlay)
@@ -184,7 +200,11 @@ class LiveScorer:
                 enabled, overlay = self._enabled, self._overlay
             if timestamp_s is None:
                 timestamp_s = time.monotonic() - self._start
-            frame = analyse_frame(rgb, self.detector, self.settings, self._count, timestamp_s)
+            reuse = self._reuse()
+            frame = analyse_frame(rgb, self.detector, self.settings, self._count, timestamp_s,
+                                  reuse)
+            fresh = frame.has_face and reuse is None
+            self._remember(frame, fresh)
             p = p_left = None
             if frame.has_face:
                 p, p_left, unfamiliar = self._score(frame, enabled)
@@ -195,11 +215,28 @@ class LiveScorer:
             with self._lock:
                 if enabled == self._enabled:  # scored by the current subset: it joins the window
                     self._window.append((np.nan if p is None else p,
-                                         np.nan if p_left is None else p_left, frame.flags))
+                                         np.nan if p_left is None else p_left, frame.flags,
+                                         fresh))
                 result = self._result(frame, p, enabled, latency)
                 self._latest = result
             self._count += 1
             return _banner(image, result), result
+
+    def _reuse(self) -> dict[str, np.ndarray] | None:
+        """The previous frame's heavy modality values while fewer than ``heavy_every - 1``
+        frames in a row have reused them; None: compute everything on this frame."""
+        if self._reusable is None or self._reused_in_a_row >= self.heavy_every - 1:
+            return None
+        return self._reusable
+
+    def _remember(self, frame: FrameResult, fresh: bool) -> None:
+        if not frame.has_face:
+            self._reusable, self._reused_in_a_row = None, 0  # the next face starts fresh
+        elif fresh:
+            self._reusable = {k: frame.values[k] for k in self._heavy_keys}
+            self._reused_in_a_row = 0
+        else:
+            self._reused_in_a_row += 1
 
     def _score(self, frame: FrameResult, enabled: tuple[str, ...]) -> tuple[float, float, bool]:
         """P(palsy), P(left) and whether the face is unlike the model's training faces, for one
@@ -237,6 +274,8 @@ class LiveScorer:
             threshold=self.loaded.threshold(enabled), enabled=enabled,
             fps=rate, latency_ms=1000.0 * latency,
             flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))),
+            window_fresh=sum(1 for entry in self._window
+                             if entry[3] and not np.isnan(entry[0])),
             inconclusive=inconclusive_reason([f for f, p in zip(flags, p_win, strict=True)
                                               if not np.isnan(p)]))
 

@@ -56,6 +56,9 @@ class ModalitySpec:
     # landmark encoder on (478, 3) coordinates.
     encoder: ClassVar[Literal["image", "vector", "scaled", "landmark"]]
     image: ClassVar[bool] = False  # an (S, S, 3) uint8 image, resized to the model's size
+    # A network of its own runs per frame (milliseconds, not microseconds): the live camera may
+    # reuse such a modality's values from the previous frame instead of computing them anew.
+    heavy: ClassVar[bool] = False
 
     def shape(self, size: int) -> tuple[int, ...]:
         """The stored per-frame shape for an aligned frame of ``size`` pixels."""

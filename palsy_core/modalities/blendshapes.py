@@ -212,6 +212,7 @@ class BlendshapeAsymmetry(VectorSpec):
 
     key = "blendshapes"
     dim = DIM
+    heavy = True  # a network of its own per frame
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
         a = ctx.alignment

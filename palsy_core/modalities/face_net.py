@@ -120,6 +120,7 @@ class FaceNetAsymmetry(VectorSpec):
 
     key = "face_asym"
     dim = DIM
+    heavy = True  # a network of its own per frame
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
         return shared_face_net().asymmetry(ctx.face)
