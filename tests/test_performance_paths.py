@@ -312,7 +312,10 @@ def test_live_scores_equal_a_plain_forward_pass(pyfeat_dir, loaded):
     frames = list(iter_media_frames(pyfeat_dir / "single_face.mp4", "single_face.mp4", 10.0, 8))
     settings = Settings()
     size = loaded.model.config.image_size
-    with LiveScorer(loaded, settings) as scorer, make_detector(tracking=True) as det:
+    # heavy_every=1: every view computed on every frame, as the plain pass does (the reuse of
+    # the heavy views between frames has its own test in test_live.py).
+    with LiveScorer(loaded, settings, heavy_every=1) as scorer, \
+            make_detector(tracking=True) as det:
         for f in frames:
             _, result = scorer.process(f.rgb, f.timestamp_s)
             fr = analyse_frame(f.rgb, det, settings, f.index, f.timestamp_s)
