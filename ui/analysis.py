@@ -434,7 +434,7 @@ def frame_views(scored: ScoredMedia, enabled: tuple[str, ...], t: int) -> None:
     if not cams:
         st.caption("Grad-CAM needs an enabled image modality (RGB face or line segments).")
     st.markdown("**Expression features, left vs right** (Emotrics measures; the iris diameter "
-                "of 11.7 mm is the ruler)")
+                "of 11.7 mm is the ruler; hover a bar for the measure's definition)")
     st.plotly_chart(emotrics_figure(a.features[t]), key="emotrics_chart")
     sides = emotrics_sides(a.features[t])
     angle = sides[sides.unit == "deg"]
