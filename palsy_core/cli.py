@@ -267,6 +267,71 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_progress(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from palsy_core.inference.progress import (
+        REGIONS,
+        ProgressJob,
+        collect_media,
+        read_dates,
+        trend,
+    )
+
+    settings = settings_from_args(args)
+    try:
+        dates = read_dates(Path(args.dates)) if args.dates else {}
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    with ExitStack() as stack:
+        try:
+            files = collect_media(args.inputs, stack)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        if not files:
+            raise SystemExit("error: no photo or video found in " + ", ".join(args.inputs))
+        options = engine_from_args(args, progress=not sys.stdout.isatty())
+        with open_engine(options) as engine:
+            records = [rec for _, rec in engine.map(ProgressJob(args.model, settings, dates),
+                                                    files, desc="progress")]
+            _print_stats(engine.stats)
+    # Date order (undated files last, in the order given), one record per file.
+    records.sort(key=lambda r: (r["date"] is None, r["date"] or ""))
+    if args.json:
+        for rec in records:
+            print(json.dumps(rec), flush=True)
+    else:
+        w = csv.writer(sys.stdout)
+        w.writerow(["path", "date", "date_source", "p_fused", "verdict", "side", "reason",
+                    *(f"{r}_{s}_mm" for r in REGIONS for s in ("right", "left", "difference")),
+                    "error"])
+        for rec in records:
+            regions = rec.get("regions") or {}
+            w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_fused"),
+                        rec.get("verdict", ""), rec.get("side") or "", rec.get("reason") or "",
+                        *(regions.get(r, {}).get(s, "") for r in REGIONS
+                          for s in ("right", "left", "difference")),
+                        rec.get("error", "")])
+    summary = trend(records)
+    undated = [r["path"] for r in records if not r["date"] and not r.get("error")]
+    failed = [r for r in records if r.get("error")]
+    lines = [f"trend over {summary['n']} dated, scored files"]
+    if summary["n"]:
+        lines[0] += f" ({summary['points'][0]['date']} to {summary['points'][-1]['date']})"
+        rho = summary["spearman_rho"]
+        lines.append("Spearman rho (date, P(palsy)): " + ("n/a" if rho is None else f"{rho:.2f}"))
+        first = summary["first_day_under_threshold"]
+        lines.append(f"smoothed P(palsy) stays under the threshold {summary['threshold']:.2f} "
+                     + (f"from {first}" if first else "on no day yet"))
+    if undated:
+        lines.append(f"no date found for {len(undated)} file(s) (give --dates CSV): "
+                     + ", ".join(undated))
+    for rec in failed:
+        lines.append(f"FAILED {rec['path']}: {rec['error']}")
+    print("\n".join(lines), file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from palsy_core.evaluation.model_card import render
 
@@ -348,6 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("progress", help="recovery over time: dated photos or videos of one "
+                                        "person, P(palsy) and regional measures per date, trend")
+    p.add_argument("inputs", nargs="+", metavar="FILES|DIR|ZIP")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--dates", metavar="CSV",
+                   help="name,date rows (ISO dates) for files whose date is in neither their "
+                        "EXIF/metadata nor their name; they take precedence")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object per file")
+    fmt.add_argument("--csv", action="store_true", help="one CSV row per file (the default)")
+    _add_video_args(p)
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_progress)
 
     p = sub.add_parser("card", help="write the model card from a checkpoint and its CV results")
     p.add_argument("--model", default=str(DEFAULT_MODEL))

@@ -1,0 +1,253 @@
+"""Recovery over time: many dated photos or videos of one person, scored one by one.
+
+Each file gets a date, from the first of these that has one:
+
+1. a CSV the user gives (``name,date``: the file's name or path, an ISO date ``2022-01-16``);
+2. the photo's EXIF ``DateTimeOriginal`` (else its ``DateTime``), or a video's container
+   ``creation_time``;
+3. the file name: ``2022_01_16``, ``2022-01-16``, ``2022.01.16`` or ``20220116`` anywhere in it.
+
+Every file is screened as ``predict`` screens it (the fused P(palsy), verdict, affected side) and
+its regional measurements are read from the same analysis: per side, the median over the
+reliable face frames of brow height (brow), palpebral fissure height (eye) and commissure
+excursion (mouth), in millimetres with the iris as the ruler, and their right-left difference.
+These are measurements, not clinical grades. A file that cannot be read is reported with its
+error and the rest continue.
+
+``trend`` smooths P(palsy) over the dates (a Gaussian kernel in days) with a 95 % band, gives
+Spearman's rho between date and P(palsy), and the first day from which the smoothed score stays
+under the model's threshold.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from palsy_core.extraction.pipeline import Settings
+from palsy_core.inference.scoring import LoadedModel
+from palsy_core.inference.screen import Screener
+from palsy_core.io.bundle import BundleError, check_members
+from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
+from palsy_core.metrics import reliable
+from palsy_core.registry import FRAME_FEATURES
+
+# File-name dates: year, month, day with a separator, or eight digits, not inside a longer number.
+NAME_PATTERNS = (re.compile(r"(?<!\d)(\d{4})[-_.](\d{2})[-_.](\d{2})(?!\d)"),
+                 re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"))
+EXIF_IFD, DATE_TIME_ORIGINAL, DATE_TIME = 0x8769, 36867, 306
+# Region -> the Emotrics measure read for it (per side, millimetres).
+REGIONS: dict[str, str] = {"brow": "brow_height", "eye": "palpebral_fissure_height",
+                           "mouth": "commissure_excursion"}
+BANDWIDTH_DAYS = 7.0
+_COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
+
+
+def _valid(y: int, m: int, d: int) -> date | None:
+    try:
+        day = date(y, m, d)
+    except ValueError:
+        return None
+    return day if 1900 <= day.year <= 2100 else None
+
+
+def date_from_name(name: str | Path) -> date | None:
+    """The first plausible calendar date written in the file name (not its folders)."""
+    stem = Path(name).name
+    for pattern in NAME_PATTERNS:
+        for m in pattern.finditer(stem):
+            if day := _valid(*(int(g) for g in m.groups())):
+                return day
+    return None
+
+
+def _parse_stamp(text: str) -> date | None:
+    m = re.match(r"\s*(\d{4})[:\-](\d{2})[:\-](\d{2})", str(text))
+    return _valid(*(int(g) for g in m.groups())) if m else None
+
+
+def date_from_exif(path: Path) -> date | None:
+    """A photo's EXIF DateTimeOriginal (else DateTime); None without EXIF or for a video."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+    except (OSError, UnidentifiedImageError):
+        return None
+    stamp = exif.get_ifd(EXIF_IFD).get(DATE_TIME_ORIGINAL) or exif.get(DATE_TIME)
+    return _parse_stamp(stamp) if stamp else None
+
+
+def date_from_video(path: Path) -> date | None:
+    """A video container's ``creation_time`` (phones write it), None when absent."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stamps = [container.metadata.get("creation_time")] + [
+                s.metadata.get("creation_time") for s in container.streams]
+    except (OSError, av.FFmpegError):
+        return None
+    return next((d for s in stamps if s and (d := _parse_stamp(s))), None)
+
+
+def read_dates(csv_path: Path) -> dict[str, date]:
+    """``name,date`` rows (a header row is allowed): file name or path -> date."""
+    out: dict[str, date] = {}
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        for i, row in enumerate(csv.reader(fh), 1):
+            if len(row) < 2 or not row[0].strip():
+                continue
+            try:
+                day = datetime.strptime(row[1].strip(), "%Y-%m-%d").date()
+            except ValueError:
+                if i == 1:
+                    continue  # the header
+                raise ValueError(f"{csv_path}, line {i}: {row[1]!r} is not a date like "
+                                 "2022-01-16") from None
+            out[row[0].strip()] = day
+    return out
+
+
+def file_date(path: Path, given: Mapping[str, date] | None = None) -> tuple[date | None, str]:
+    """The file's date and where it came from (``dates CSV``, ``EXIF``, ``video metadata``,
+    ``file name``), or ``(None, "")``."""
+    if given:
+        for key in (str(path), path.name):
+            if key in given:
+                return given[key], "dates CSV"
+    suffix = path.suffix.lower()
+    if suffix in PHOTO_EXTENSIONS and (day := date_from_exif(path)):
+        return day, "EXIF"
+    if suffix in VIDEO_EXTENSIONS and (day := date_from_video(path)):
+        return day, "video metadata"
+    if day := date_from_name(path):
+        return day, "file name"
+    return None, ""
+
+
+def regional_measures(features: np.ndarray, usable: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per region: right and left (median over the usable frames, mm) and their difference."""
+    rows = features[usable]
+    out = {}
+    for region, key in REGIONS.items():
+        r, l_ = (float(np.median(rows[:, _COLUMN[f"{key}_{s}"]])) for s in ("right", "left"))
+        out[region] = {"right": round(r, 2), "left": round(l_, 2), "difference": round(r - l_, 2)}
+    return out
+
+
+class ProgressJob:
+    """One dated file's record for the batch engines: date, P(palsy), verdict, side, regions."""
+
+    def __init__(self, model: LoadedModel | str | Path, settings: Settings | None = None,
+                 dates: Mapping[str, date] | None = None) -> None:
+        self.model = model
+        self.settings = settings or Settings()
+        self.dates = dict(dates or {})
+        self._screener: Screener | None = None
+
+    def __repr__(self) -> str:
+        return "ProgressJob()"
+
+    def setup(self) -> None:
+        if self._screener is None:
+            self._screener = Screener(self.model, self.settings)
+
+    def __call__(self, path: str | Path) -> dict:
+        path = Path(path)
+        day, source = file_date(path, self.dates)
+        record = {"path": str(path), "date": day.isoformat() if day else None,
+                  "date_source": source}
+        try:
+            result = self._screener.analyse(path, str(path))
+        except (MediaError, OSError) as exc:
+            return {**record, "error": str(exc)}
+        a, scored = result.analysis, result.scored
+        usable = a.has_face & reliable(scored.frame_flags)
+        if not usable.any():
+            usable = a.has_face
+        return {**record, "p_fused": _round(result.p), "verdict": result.verdict,
+                "side": result.side, "reason": result.reason,
+                "threshold": round(result.score().threshold, 4),
+                "regions": regional_measures(a.features, usable) if usable.any() else None,
+                "error": ""}
+
+    def close(self) -> None:
+        if self._screener is not None:
+            self._screener.close()
+            self._screener = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_screener": None}
+
+
+def _round(p: float | None) -> float | None:
+    return None if p is None or math.isnan(p) else round(float(p), 4)
+
+
+def trend(records: Sequence[dict], bandwidth_days: float = BANDWIDTH_DAYS) -> dict:
+    """The smoothed P(palsy) over the dated, scored records, its 95 % band, Spearman's rho
+    (date, P) and the first day from which the smoothed score stays under the threshold."""
+    from scipy.stats import spearmanr
+
+    pts = sorted((date.fromisoformat(r["date"]), r["p_fused"], r["threshold"]) for r in records
+                 if not r.get("error") and r.get("date") and r.get("p_fused") is not None)
+    out: dict = {"n": len(pts), "spearman_rho": None, "points": [],
+                 "first_day_under_threshold": None, "bandwidth_days": bandwidth_days}
+    if not pts:
+        return out
+    start = pts[0][0]
+    t = np.array([(d - start).days for d, _, _ in pts], dtype=float)
+    p = np.array([q for _, q, _ in pts])
+    threshold = float(np.median([thr for _, _, thr in pts]))
+    if len(pts) >= 3 and np.ptp(t) > 0 and np.ptp(p) > 0:
+        out["spearman_rho"] = round(float(spearmanr(t, p).statistic), 4)
+    for day in np.unique(t):
+        w = np.exp(-0.5 * ((t - day) / bandwidth_days) ** 2)
+        mean = float(np.sum(w * p) / np.sum(w))
+        var = float(np.sum(w * (p - mean) ** 2) / np.sum(w))
+        n_eff = float(np.sum(w) ** 2 / np.sum(w ** 2))
+        half = 1.96 * math.sqrt(var / n_eff) if n_eff > 1 else float("nan")
+        when = (start + timedelta(days=int(day))).isoformat()
+        out["points"].append({"date": when, "p_trend": round(mean, 4),
+                              "low": _round(max(0.0, mean - half)),
+                              "high": _round(min(1.0, mean + half))})
+    below = [pt["p_trend"] < threshold for pt in out["points"]]
+    for i in range(len(below)):
+        if all(below[i:]):
+            out["first_day_under_threshold"] = out["points"][i]["date"]
+            break
+    out["threshold"] = threshold
+    return out
+
+
+def collect_media(inputs: Iterable[str | Path], stack: ExitStack) -> list[Path]:
+    """Files as given, a folder's photos and videos (recursively, sorted), a zip's photos and
+    videos (unpacked into a private temporary folder that ``stack`` deletes)."""
+    media = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in media)
+        elif item.suffix.lower() == ".zip" and item.is_file():
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="palsy-progress-")))
+            try:
+                with zipfile.ZipFile(item) as zf:
+                    for info in check_members(zf):
+                        if Path(info.filename).suffix.lower() in media:
+                            out.append(Path(zf.extract(info, root)))
+            except (zipfile.BadZipFile, BundleError) as exc:
+                raise ValueError(f"{item}: {exc}") from exc
+        else:
+            out.append(item)  # a missing or unreadable file is reported by its record
+    return out
