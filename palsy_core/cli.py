@@ -271,10 +271,10 @@ def cmd_progress(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from palsy_core.inference.progress import (
-        REGIONS,
         ProgressJob,
         collect_media,
         read_dates,
+        records_csv,
         trend,
     )
 
@@ -301,17 +301,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
         for rec in records:
             print(json.dumps(rec), flush=True)
     else:
-        w = csv.writer(sys.stdout)
-        w.writerow(["path", "date", "date_source", "p_fused", "verdict", "side", "reason",
-                    *(f"{r}_{s}_mm" for r in REGIONS for s in ("right", "left", "difference")),
-                    "error"])
-        for rec in records:
-            regions = rec.get("regions") or {}
-            w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_fused"),
-                        rec.get("verdict", ""), rec.get("side") or "", rec.get("reason") or "",
-                        *(regions.get(r, {}).get(s, "") for r in REGIONS
-                          for s in ("right", "left", "difference")),
-                        rec.get("error", "")])
+        sys.stdout.write(records_csv(records))
     summary = trend(records)
     undated = [r["path"] for r in records if not r["date"] and not r.get("error")]
     failed = [r for r in records if r.get("error")]

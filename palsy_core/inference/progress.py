@@ -22,6 +22,7 @@ under the model's threshold.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 import tempfile
@@ -75,12 +76,12 @@ def _parse_stamp(text: str) -> date | None:
     return _valid(*(int(g) for g in m.groups())) if m else None
 
 
-def date_from_exif(path: Path) -> date | None:
+def date_from_exif(source: Path | bytes) -> date | None:
     """A photo's EXIF DateTimeOriginal (else DateTime); None without EXIF or for a video."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             exif = im.getexif()
     except (OSError, UnidentifiedImageError):
         return None
@@ -88,12 +89,12 @@ def date_from_exif(path: Path) -> date | None:
     return _parse_stamp(stamp) if stamp else None
 
 
-def date_from_video(path: Path) -> date | None:
+def date_from_video(source: Path | bytes) -> date | None:
     """A video container's ``creation_time`` (phones write it), None when absent."""
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
             stamps = [container.metadata.get("creation_time")] + [
                 s.metadata.get("creation_time") for s in container.streams]
     except (OSError, av.FFmpegError):
@@ -119,17 +120,21 @@ def read_dates(csv_path: Path) -> dict[str, date]:
     return out
 
 
-def file_date(path: Path, given: Mapping[str, date] | None = None) -> tuple[date | None, str]:
+def file_date(path: str | Path, given: Mapping[str, date] | None = None,
+              data: bytes | None = None) -> tuple[date | None, str]:
     """The file's date and where it came from (``dates CSV``, ``EXIF``, ``video metadata``,
-    ``file name``), or ``(None, "")``."""
+    ``file name``), or ``(None, "")``; ``data``: the file's bytes (an upload), else read
+    ``path``."""
+    path = Path(path)
     if given:
         for key in (str(path), path.name):
             if key in given:
                 return given[key], "dates CSV"
     suffix = path.suffix.lower()
-    if suffix in PHOTO_EXTENSIONS and (day := date_from_exif(path)):
+    source = path if data is None else data
+    if suffix in PHOTO_EXTENSIONS and (day := date_from_exif(source)):
         return day, "EXIF"
-    if suffix in VIDEO_EXTENSIONS and (day := date_from_video(path)):
+    if suffix in VIDEO_EXTENSIONS and (day := date_from_video(source)):
         return day, "video metadata"
     if day := date_from_name(path):
         return day, "file name"
@@ -164,23 +169,7 @@ class ProgressJob:
             self._screener = Screener(self.model, self.settings)
 
     def __call__(self, path: str | Path) -> dict:
-        path = Path(path)
-        day, source = file_date(path, self.dates)
-        record = {"path": str(path), "date": day.isoformat() if day else None,
-                  "date_source": source}
-        try:
-            result = self._screener.analyse(path, str(path))
-        except (MediaError, OSError) as exc:
-            return {**record, "error": str(exc)}
-        a, scored = result.analysis, result.scored
-        usable = a.has_face & reliable(scored.frame_flags)
-        if not usable.any():
-            usable = a.has_face
-        return {**record, "p_fused": _round(result.p), "verdict": result.verdict,
-                "side": result.side, "reason": result.reason,
-                "threshold": round(result.score().threshold, 4),
-                "regions": regional_measures(a.features, usable) if usable.any() else None,
-                "error": ""}
+        return progress_record(self._screener, str(path), Path(path), self.dates)
 
     def close(self) -> None:
         if self._screener is not None:
@@ -189,6 +178,47 @@ class ProgressJob:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_screener": None}
+
+
+def progress_record(screener: Screener, name: str, source: Path | bytes,
+                    dates: Mapping[str, date] | None = None) -> dict:
+    """One file's record: ``source`` is its path or, for an upload, its bytes (``name`` then
+    gives its type and, maybe, its date)."""
+    day, where = file_date(name, dates, source if isinstance(source, bytes) else None)
+    record = {"path": name, "date": day.isoformat() if day else None, "date_source": where}
+    try:
+        result = screener.analyse(source, name)
+    except (MediaError, OSError) as exc:
+        return {**record, "error": str(exc)}
+    a, scored = result.analysis, result.scored
+    usable = a.has_face & reliable(scored.frame_flags)
+    if not usable.any():
+        usable = a.has_face
+    return {**record, "p_fused": _round(result.p), "verdict": result.verdict,
+            "side": result.side, "reason": result.reason,
+            "threshold": round(result.score().threshold, 4),
+            "regions": regional_measures(a.features, usable) if usable.any() else None,
+            "error": ""}
+
+
+CSV_COLUMNS = ("path", "date", "date_source", "p_fused", "verdict", "side", "reason",
+               *(f"{r}_{s}_mm" for r in REGIONS for s in ("right", "left", "difference")),
+               "error")
+
+
+def records_csv(records: Iterable[dict]) -> str:
+    """The records as CSV text, one row per file (the regions flattened into columns)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for rec in records:
+        regions = rec.get("regions") or {}
+        w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_fused"),
+                    rec.get("verdict", ""), rec.get("side") or "", rec.get("reason") or "",
+                    *(regions.get(r, {}).get(s, "") for r in REGIONS
+                      for s in ("right", "left", "difference")),
+                    rec.get("error", "")])
+    return buf.getvalue()
 
 
 def _round(p: float | None) -> float | None:
