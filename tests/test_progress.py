@@ -4,6 +4,7 @@ CSV; the trend falls with the date; a bad file is reported and the rest scored."
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from datetime import date
@@ -125,3 +126,46 @@ def test_progress_command_json_per_file_from_a_zip(series, tmp_path, capsys):
     assert set(good[0]["regions"]) == {"brow", "eye", "mouth"}
     assert "Spearman rho (date, P(palsy)):" in err and "FAILED" in err
     assert "2022_03_14.jpg" in err
+
+
+class _Upload(io.BytesIO):
+    """An in-memory upload, as ``st.file_uploader`` hands it over."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        super().__init__(data)
+        self.name = name
+
+
+def test_progress_page_scores_uploads_from_memory_and_shows_the_trend(series, pyfeat_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from palsy_core.inference.scoring import load_model
+    from ui.progress import dates_from_upload, score_uploads
+
+    uploads = [_Upload(f.name, f.read_bytes()) for f in sorted(series.iterdir())]
+    uploads.append(_Upload("IMG_9999.jpg", (pyfeat_dir / "single_face.jpg").read_bytes()))
+    dates = dates_from_upload(b"name,date\nIMG_9999.jpg,2022-03-21\n")
+    records = score_uploads(load_model(DEFAULT_MODEL), uploads, dates)
+    by_name = {r["path"]: r for r in records}
+    assert by_name["IMG_9999.jpg"]["date"] == "2022-03-21"
+    assert by_name["IMG_9999.jpg"]["date_source"] == "dates CSV"
+    assert by_name["2022_03_14.jpg"]["error"] and by_name["2022_01_31.png"]["p_fused"] < 0.5
+    with pytest.raises(ValueError, match="line 2"):
+        dates_from_upload(b"name,date\nx.jpg,21/03/2022\n")
+
+    page = str(Path(__file__).resolve().parents[1] / "views" / "5_Progress.py")
+    empty = AppTest.from_file(page, default_timeout=300).run()
+    assert not empty.exception
+    assert any("Score the series" in i.value for i in empty.info)
+    at = AppTest.from_file(page, default_timeout=300)
+    at.session_state["progress_records"] = records
+    at.run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Dated files scored"] == str(len(NAMES) + 1)
+    assert float(shown["Spearman rho (date, P(palsy))"]) <= -0.6
+    assert shown["Under the threshold from"].startswith("2022-")
+    table = at.dataframe[0].value
+    assert len(table) == len(records) and list(table["date"])[:3] == [
+        "2022-01-03", "2022-01-10", "2022-01-17"]
+    assert any("2022_03_14.jpg" in e.value for e in at.error)

@@ -36,6 +36,9 @@ PAGES = (
     PageInfo("views/4_Evaluation.py", "Evaluation", "Evaluation", ":material/analytics:",
              "Evaluation",
              "Transfer to unseen sources, cross-validated metrics, curves, and your own data."),
+    PageInfo("views/5_Progress.py", "Progress", "Recovery over time", ":material/timeline:",
+             "Progress", "Dated photos or videos of one person: P(palsy) and measurements over "
+             "time, with a trend."),
 )
 
 

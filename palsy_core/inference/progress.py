@@ -102,22 +102,26 @@ def date_from_video(source: Path | bytes) -> date | None:
     return next((d for s in stamps if s and (d := _parse_stamp(s))), None)
 
 
-def read_dates(csv_path: Path) -> dict[str, date]:
+def parse_dates(text: str, where: str = "the dates CSV") -> dict[str, date]:
     """``name,date`` rows (a header row is allowed): file name or path -> date."""
     out: dict[str, date] = {}
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        for i, row in enumerate(csv.reader(fh), 1):
-            if len(row) < 2 or not row[0].strip():
-                continue
-            try:
-                day = datetime.strptime(row[1].strip(), "%Y-%m-%d").date()
-            except ValueError:
-                if i == 1:
-                    continue  # the header
-                raise ValueError(f"{csv_path}, line {i}: {row[1]!r} is not a date like "
-                                 "2022-01-16") from None
-            out[row[0].strip()] = day
+    for i, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        if len(row) < 2 or not row[0].strip():
+            continue
+        try:
+            day = datetime.strptime(row[1].strip(), "%Y-%m-%d").date()
+        except ValueError:
+            if i == 1:
+                continue  # the header
+            raise ValueError(f"{where}, line {i}: {row[1]!r} is not a date like "
+                             "2022-01-16") from None
+        out[row[0].strip()] = day
     return out
+
+
+def read_dates(csv_path: Path) -> dict[str, date]:
+    """``parse_dates`` of a CSV file."""
+    return parse_dates(Path(csv_path).read_text(encoding="utf-8-sig"), str(csv_path))
 
 
 def file_date(path: str | Path, given: Mapping[str, date] | None = None,
