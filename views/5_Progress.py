@@ -63,7 +63,8 @@ st.plotly_chart(trend_figure(records, summary), key="progress_trend")
 
 table = pd.DataFrame([{
     "file": r["path"], "date": r["date"], "date from": r["date_source"],
-    "P(palsy)": r.get("p_fused"), "verdict": r.get("verdict"), "side": r.get("side"),
+    "P(palsy)": r.get("p_fused"), "verdict": r.get("verdict") or "",
+    "side": r.get("side") or "",
     **{f"{region} R-L (mm)": (r.get("regions") or {}).get(region, {}).get("difference")
        for region in REGIONS},
     "problem": r.get("error") or r.get("reason") or ""} for r in records])
@@ -77,6 +78,6 @@ if undated:
     st.warning(f"No date found for {', '.join(undated)}: give them in a dates CSV.")
 for r in records:
     if r.get("error"):
-        st.error(f"{r['path']}: {r['error']}")
+        st.error(r["error"] if r["error"].startswith(r["path"]) else f"{r['path']}: {r['error']}")
 st.download_button("Download CSV", records_csv(records), file_name="progress.csv",
                    mime="text/csv", key="progress_csv")
