@@ -208,7 +208,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # Locally the loaded model is used as it is; Ray workers each load the checkpoint once.
     job = EvaluateJob(loaded if options.engine == "local" else args.model,
                       settings_from_args(args), Path(args.cache) if args.cache else None)
-    records = []
     with open_engine(options) as engine:
         records = [rec for _, rec in engine.map(job, rows, desc="evaluate")]
         _print_stats(engine.stats)

@@ -195,7 +195,7 @@ def _bilateral(key: str, name: str, unit: str, group: str, what: str) -> tuple[F
 _MM = ("in millimetres with the iris diameter (11.7 mm, from iris ring points 469-472 and 474-477) "
        "as the ruler")
 # (key, name, unit, definition on the subject's right side; the left uses the mirrored landmarks).
-_EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = (
+EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = (
     ("brow_height", "Brow height", "mm",
      "Distance from the iris centre (468) up to the upper brow border (70-63-105-66-107), along "
      f"the facial vertical through the iris centre, {_MM}"),
@@ -234,7 +234,7 @@ _EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = (
 )
 EMOTRICS_FEATURES: tuple[Feature, ...] = tuple(
     f
-    for key, name, unit, what in _EMOTRICS_MEASURES
+    for key, name, unit, what in EMOTRICS_MEASURES
     for f in _bilateral(key, name, unit, "emotrics", what)
 )
 
@@ -243,7 +243,7 @@ _ROM_MEASURES = ("brow_height", "palpebral_fissure_height", "commissure_excursio
                  "dental_show")
 CLIP_FEATURES: tuple[Feature, ...] = tuple(
     f
-    for key, name, unit, _ in _EMOTRICS_MEASURES
+    for key, name, unit, _ in EMOTRICS_MEASURES
     if key in _ROM_MEASURES
     for f in _bilateral(
         f"{key}_rom", f"{name} range of motion", unit, "range_of_motion",

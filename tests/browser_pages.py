@@ -94,3 +94,13 @@ def result_heading(page: Page, name: str) -> Locator:
 def no_exception(page: Page, log: Path) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert "Traceback" not in log.read_text(errors="replace"), log_tail(log)
+
+
+def analyse_file(page: Page, base: str, path: Path) -> Locator:
+    """Open Analyse, upload ``path`` and wait until its result is shown and the run is over;
+    returns the uploader."""
+    uploader, _ = open_analyse(page, base)
+    choose_file(page, uploader, path)
+    expect(result_heading(page, path.name)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    wait_idle(page)
+    return uploader

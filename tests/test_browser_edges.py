@@ -16,6 +16,7 @@ import pytest
 from browser_pages import (
     ANALYSIS_TIMEOUT_MS,
     PAGE_TIMEOUT_MS,
+    analyse_file,
     choose_file,
     no_exception,
     open_analyse,
@@ -71,10 +72,7 @@ def _frame_slider(page: Page):
 
 def test_a_photo_is_described_in_photo_words(page, server, pyfeat_dir):
     base, log = server
-    uploader, _ = open_analyse(page, base)
-    choose_file(page, uploader, pyfeat_dir / PHOTO)
-    expect(result_heading(page, PHOTO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
-    wait_idle(page)
+    analyse_file(page, base, pyfeat_dir / PHOTO)
     expect(page.get_by_text(re.compile(r"^The photo: P\(palsy\)"))).to_be_visible()
     text = page.locator("section.main, [data-testid=stMain]").first.inner_text()
     for video_word in ("video frame", "Sampled frame", "All 1 frames", "Frame 0"):
@@ -86,10 +84,7 @@ def test_a_photo_is_described_in_photo_words(page, server, pyfeat_dir):
 def test_the_scrubber_moves_within_the_frame_views(page, server, pyfeat_dir):
     """A video's frame scrubber reruns only its own fragment; each step's time is printed."""
     base, log = server
-    uploader, _ = open_analyse(page, base)
-    choose_file(page, uploader, pyfeat_dir / VIDEO)
-    expect(result_heading(page, VIDEO)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
-    wait_idle(page)
+    analyse_file(page, base, pyfeat_dir / VIDEO)
     thumb = _frame_slider(page).get_by_role("slider")
     caption = page.get_by_text(re.compile(r"^Sampled frame \d+ of 12 \(video frame"))
     expect(caption).to_have_count(1)

@@ -7,6 +7,7 @@ a process exit), never for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -142,10 +143,13 @@ def test_ctrl_c_stops_the_run_and_keeps_what_was_done(tmp_path):
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     index = out / "index.csv"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:  # wait for a file to be written
+    while time.monotonic() < deadline:  # until a file's row is written (or the run ends)
         if index.exists() and len(index.read_text().splitlines()) >= 2:
             break
-        time.sleep(0.2)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.2)  # returns at once if the run has ended
+        if proc.returncode is not None:
+            break
     assert proc.poll() is None, f"finished before it could be interrupted: {proc.stderr.read()}"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -16,8 +16,6 @@ import contextlib
 import logging
 import os
 import tempfile
-import time
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -198,12 +196,3 @@ class InOrder:
             ready.append((self.next, self.waiting.pop(self.next)))
             self.next += 1
         return ready
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    return fn(), time.perf_counter() - start
-
-
-def describe(item: Hashable) -> str:
-    return str(getattr(item, "path", item))

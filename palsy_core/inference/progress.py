@@ -36,7 +36,7 @@ import numpy as np
 
 from palsy_core.extraction.pipeline import Settings
 from palsy_core.inference.scoring import LoadedModel
-from palsy_core.inference.screen import Screener
+from palsy_core.inference.screen import Screener, ScreenJob
 from palsy_core.io.bundle import BundleError, check_members
 from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
 from palsy_core.metrics import reliable
@@ -155,33 +155,19 @@ def regional_measures(features: np.ndarray, usable: np.ndarray) -> dict[str, dic
     return out
 
 
-class ProgressJob:
-    """One dated file's record for the batch engines: date, P(palsy), verdict, side, regions."""
+class ProgressJob(ScreenJob):
+    """``predict``'s job with the progress record: date, P(palsy), verdict, side, regions."""
 
     def __init__(self, model: LoadedModel | str | Path, settings: Settings | None = None,
                  dates: Mapping[str, date] | None = None) -> None:
-        self.model = model
-        self.settings = settings or Settings()
+        super().__init__(model, settings)
         self.dates = dict(dates or {})
-        self._screener: Screener | None = None
 
     def __repr__(self) -> str:
         return "ProgressJob()"
 
-    def setup(self) -> None:
-        if self._screener is None:
-            self._screener = Screener(self.model, self.settings)
-
     def __call__(self, path: str | Path) -> dict:
         return progress_record(self._screener, str(path), Path(path), self.dates)
-
-    def close(self) -> None:
-        if self._screener is not None:
-            self._screener.close()
-            self._screener = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_screener": None}
 
 
 def progress_record(screener: Screener, name: str, source: Path | bytes,

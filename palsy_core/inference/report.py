@@ -23,14 +23,9 @@ from palsy_core.inference.explain import grad_cam, overlay_heatmap
 from palsy_core.inference.scoring import ScoredMedia, SubsetScore
 from palsy_core.metrics import FLAG_NAMES, reliable, retake_hint
 from palsy_core.modalities.line_segments import draw_landmarks, overlay_line_segments
-from palsy_core.registry import EMOTRICS_FEATURES, FRAME_FEATURES, modality
+from palsy_core.registry import EMOTRICS_FEATURES, EMOTRICS_MEASURES, FRAME_FEATURES, modality
 from palsy_core.settings import DISCLAIMER, __version__
 
-# Emotrics measures as (key, name, unit, definition), from the registry's "<key>_right" entries.
-EMOTRICS_MEASURES: tuple[tuple[str, str, str, str], ...] = tuple(
-    (f.key.removesuffix("_right"), f.name.removesuffix(" (right)"), f.unit,
-     f.description.removesuffix(", on the subject's right side.") + ".")
-    for f in EMOTRICS_FEATURES if f.key.endswith("_right"))
 _COLUMN = {f.key: i for i, f in enumerate(FRAME_FEATURES)}
 
 
@@ -44,7 +39,7 @@ def emotrics_sides(features: np.ndarray) -> pd.DataFrame:
     for key, name, unit, definition in EMOTRICS_MEASURES:
         right, left = (float(features[_COLUMN[f"{key}_{s}"]]) for s in ("right", "left"))
         rows.append({"measure": name, "unit": unit, "right": right, "left": left,
-                     "difference": abs(right - left), "definition": definition})
+                     "difference": abs(right - left), "definition": definition + "."})
     return pd.DataFrame(rows)
 
 
