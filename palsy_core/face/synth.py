@@ -17,6 +17,7 @@ and the fold's shading is removed by a masked blend.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +53,19 @@ FOLD_SHIFT = 0.03  # nasolabial fold band, laterally (and half as much downwards
 FOLD_FLATTEN = 0.85  # fraction of the fold's shading removed
 JITTER = 0.2  # with an rng, each effect is scaled by a factor in [1 - JITTER, 1 + JITTER]
 N_EFFECTS = 7
+# Which effects (in _displacements' gain order) belong to each facial region.
+REGION_EFFECTS: dict[str, tuple[int, ...]] = {
+    "brow": (0,), "eye": (1, 2), "midface": (6,), "mouth": (3, 4, 5)}
+
+# Voluntary movements (synthesize_movement) at full effort, in iod: brows up; the upper lid's
+# share of the lid opening closed (gentle, tight); ala up; mouth corner lateral and up (smile),
+# medial (pucker).
+MOVEMENT_BROW_RAISE = 0.10
+MOVEMENT_CLOSURE = {"eyes_gentle": 0.75, "eyes_tight": 0.95}
+MOVEMENT_ALA_RAISE = 0.09
+MOVEMENT_SMILE = (0.10, -0.07)
+MOVEMENT_PUCKER = -0.10
+MOVEMENTS = ("brow_raise", "eyes_gentle", "eyes_tight", "nose_wrinkle", "smile", "pucker")
 
 # A resting mouth corner sits about under the pupil (half-width ~0.4 iod) at the lips' meeting
 # line; a corner further out or higher is smiling.
@@ -435,14 +449,19 @@ def synthesize_palsy(
     side: str,
     severity: float,
     rng: np.random.Generator | None = None,
+    regions: Collection[str] | None = None,
 ) -> SynthResult:
     """A one-sided palsy of ``severity`` in [0, 1] on the subject's ``side`` of a healthy face.
 
     ``points`` are the face's (478, 2|3) landmarks in source pixels; the result's points are where
     those features are in the new image (z unchanged). With ``rng`` the mix of effects varies a
     little between calls; without it the output is deterministic. Severity 0 returns copies.
+    ``regions`` limits the palsy to some of ``REGION_EFFECTS`` (default: every region).
     """
     _validate(rgb, points, side, severity, rng)
+    unknown = set(regions or ()) - set(REGION_EFFECTS)
+    if unknown:
+        raise ValueError(f"unknown regions {sorted(unknown)}; choose from {list(REGION_EFFECTS)}")
     if severity == 0:
         return SynthResult(rgb=rgb.copy(), points=points.astype(np.float32))
     reg = _regions(side)
@@ -450,6 +469,10 @@ def synthesize_palsy(
     frame = _frame(xy, reg.side_sign)
     face = frame.to_face(xy)
     gains = _effect_gains(rng)
+    if regions is not None:
+        keep = np.zeros(N_EFFECTS, dtype=bool)
+        keep[[i for r in regions for i in REGION_EFFECTS[r]]] = True
+        gains = np.where(keep, gains, 0.0)
     disp, control = _displacements(face, reg, float(severity), gains)
 
     out, spline, shift = _warp(rgb, xy[control], xy[control] + frame.to_image(disp[control]), frame)
@@ -457,6 +480,79 @@ def synthesize_palsy(
     new_points[:, :2] = _forward(spline, xy)
     new_points[reg.iris : reg.iris + 5, :2] = xy[reg.iris : reg.iris + 5]  # the eyeball stays
     _reveal_eyeball(out, rgb, xy, new_points[:, :2].astype(np.float64), reg, frame.iod, shift)
-    _flatten_fold(out, frame.to_face(new_points[:, :2]), frame, reg,
-                  min(1.0, FOLD_FLATTEN * severity * gains[-1]))
+    if gains[-1] > 0:
+        _flatten_fold(out, frame.to_face(new_points[:, :2]), frame, reg,
+                      min(1.0, FOLD_FLATTEN * severity * gains[-1]))
+    return SynthResult(rgb=out, points=new_points)
+
+
+def _movement_displacements(face: np.ndarray, reg: _Regions, movement: str,
+                            effort: float) -> tuple[np.ndarray, np.ndarray]:
+    """Face-frame displacements (lateral towards ``reg``'s side, down) of one side's features,
+    and the landmarks they control (the moving feature's whole contour)."""
+    disp = np.zeros((N_LANDMARKS, 2))
+    control = np.zeros(N_LANDMARKS, dtype=bool)
+    lat = (face[:, 0] - face[mirror_index(), 0]) / 2.0
+    if movement == "brow_raise":
+        t = _progress(lat[reg.brow], lat[reg.brow].min(), lat[reg.brow].max())
+        disp[reg.brow, 1] = -effort * MOVEMENT_BROW_RAISE * (0.8 + 0.2 * t)
+        control[reg.brow] = True
+    elif movement in MOVEMENT_CLOSURE:
+        eye = reg.eye
+        inner, outer = eye[np.argmin(lat[eye])], eye[np.argmax(lat[eye])]
+        t = _progress(lat[eye], lat[inner], lat[outer])
+        chord = face[outer] - face[inner]
+        rel = face[eye] - face[inner]
+        above = (chord[0] * rel[:, 1] - chord[1] * rel[:, 0]) < 0
+        opening = float(np.ptp(face[eye, 1]))
+        bump = np.sin(np.pi * t)
+        disp[eye, 1] = np.where(above, effort * MOVEMENT_CLOSURE[movement] * opening * bump, 0.0)
+        control[eye] = True
+    elif movement == "nose_wrinkle":
+        disp[reg.ala, 1] = -effort * MOVEMENT_ALA_RAISE
+        control[reg.ala] = True
+    elif movement in ("smile", "pucker"):
+        move = (np.array(MOVEMENT_SMILE) if movement == "smile"
+                else np.array([MOVEMENT_PUCKER, 0.0]))
+        weight = np.clip(lat[reg.lips] / max(lat[reg.corner], 1e-6), 0.0, 1.0) ** 2
+        disp[reg.lips] = effort * weight[:, None] * move
+        control[reg.lips] = True
+    else:
+        raise ValueError(f"unknown movement {movement!r}; choose from {list(MOVEMENTS)}")
+    return disp, control
+
+
+def synthesize_movement(rgb: np.ndarray, points: np.ndarray, movement: str,
+                        effort_right: float, effort_left: float) -> SynthResult:
+    """A voluntary ``movement`` (one of ``MOVEMENTS``) drawn onto a resting face, each side with
+    its own effort in [0, 1]: a weak side is a palsy of that side in movement (test material for
+    the guided exam: the excursion each side should show is known)."""
+    _validate(rgb, points, "left", 0.0, None)
+    for effort in (effort_right, effort_left):
+        if not 0.0 <= float(effort) <= 1.0:
+            raise ValueError(f"effort must be in [0, 1], got {effort}")
+    xy = points[:, :2].astype(np.float64)
+    image_disp = np.zeros((N_LANDMARKS, 2))
+    moved = np.zeros(N_LANDMARKS, dtype=bool)
+    for side, effort in (("right", effort_right), ("left", effort_left)):
+        reg = _regions(side)
+        frame = _frame(xy, reg.side_sign)
+        disp, controlled = _movement_displacements(frame.to_face(xy), reg, movement,
+                                                   float(effort))
+        image_disp += frame.to_image(disp)
+        moved |= controlled
+    if not np.abs(image_disp).any():
+        return SynthResult(rgb=rgb.copy(), points=points.astype(np.float32))
+    frame = _frame(xy, 1.0)
+    held = np.zeros(N_LANDMARKS, dtype=bool)
+    held[_contour("face_oval")] = True
+    held[_contour("nose")] = True
+    held[mirror_index() == np.arange(N_LANDMARKS)] = True
+    if movement not in MOVEMENT_CLOSURE:  # closing lids pass over the iris centre
+        held[[RIGHT_IRIS, LEFT_IRIS]] = True
+    held[N_MESH:] &= movement not in MOVEMENT_CLOSURE
+    control = moved | held
+    out, spline, _ = _warp(rgb, xy[control], xy[control] + image_disp[control], frame)
+    new_points = points.astype(np.float32, copy=True)
+    new_points[:, :2] = _forward(spline, xy)
     return SynthResult(rgb=out, points=new_points)

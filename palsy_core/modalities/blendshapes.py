@@ -192,6 +192,18 @@ def vector(own: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
                           ).astype(np.float32)
 
 
+def movement_level(values: np.ndarray, name: str) -> np.ndarray:
+    """How strongly blendshape ``name`` moves in each row of (T, ``DIM``) vectors: a pair's base
+    name ("mouthSmile": both sides and both passes averaged) or a midline name ("mouthPucker")."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if name in PAIRS:
+        return values[:, 4 * N_PAIRS + list(PAIRS).index(name)]
+    if name in NAMES and NAMES.index(name) in MIDLINE:
+        return values[:, 5 * N_PAIRS + MIDLINE.index(NAMES.index(name))]
+    raise KeyError(f"{name!r} is neither a left/right pair ({sorted(PAIRS)}) nor a midline "
+                   f"blendshape ({[NAMES[i] for i in MIDLINE]})")
+
+
 def mirror_vector(values: np.ndarray) -> np.ndarray:
     """The vectors (..., DIM) of the mirrored faces: signed asymmetries change sign."""
     out = np.array(values, dtype=np.float32, copy=True)

@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from palsy_core.face.topology import LEFT_IRIS, RIGHT_IRIS, landmark_xy, mirror_index
+from palsy_core.face.topology import (
+    LEFT_ALA,
+    LEFT_IRIS,
+    RIGHT_ALA,
+    RIGHT_IRIS,
+    landmark_xy,
+    mirror_index,
+)
 from palsy_core.modalities.base import FrameContext, ModalitySpec
 from palsy_core.registry import CLIP_FEATURES, FRAME_FEATURES, Feature
 
@@ -270,6 +277,55 @@ def frame_features(points: np.ndarray) -> np.ndarray:
     f, interocular = _face_frame(xy)
     values = _parra_dominguez(f, interocular) | _emotrics(f, IRIS_DIAMETER_MM / iris)
     return _vector(values, FRAME_FEATURES)
+
+
+# --- Regional measures (the guided exam) -----------------------------------------------------
+# Per side, in units of the distance between the eyes' centres (about the interocular
+# distance), y down: what the exam compares between sides and between movements.
+SIDE_MEASURES: tuple[str, ...] = (
+    "brow_height",  # upper brow border above the line joining the eyes, at the eye's middle
+    "palpebral_fissure",  # lid opening at the middle of the eye
+    "ala_height",  # nasal ala below the line joining the eyes
+    "commissure_height",  # mouth corner below the line joining the eyes
+    "commissure_lateral",  # mouth corner's distance from the facial midline
+    "fold_length",  # ala to mouth corner: the nasolabial line
+)
+
+
+def side_measures(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """((2, len(SIDE_MEASURES)) right and left measures, millimetres per unit).
+
+    The unit is the distance between the two eyes' centres (each the midpoint of its corners),
+    and the frame is theirs: origin halfway, x along the line joining them. Eye corners stay put
+    when the lids close, where the iris centres the other measures use are hidden. Millimetres
+    come from the iris ruler (``IRIS_DIAMETER_MM``); an exam converts with the ruler of its
+    resting frames. Raises ``ValueError`` for degenerate landmarks.
+    """
+    xy = landmark_xy(points)
+    iris = iris_diameter_px(xy)
+    centres = [0.5 * (xy[_SIDES[s]["outer_corner"]] + xy[_SIDES[s]["inner_corner"]])
+               for s in ("right", "left")]
+    span = float(np.linalg.norm(centres[1] - centres[0]))
+    if iris < 1e-6 or span < 1e-6:
+        raise ValueError("degenerate landmarks: zero iris diameter or coinciding eyes")
+    u = (centres[1] - centres[0]) / span
+    rel = (xy - (centres[0] + centres[1]) / 2.0) / span
+    f = np.stack([rel @ u, rel @ np.array([-u[1], u[0]])], axis=1)
+    mid_x = float(np.mean((f[:, 0] + f[mirror_index(), 0]) / 2.0))
+    rows = []
+    for side, ala in (("right", RIGHT_ALA), ("left", LEFT_ALA)):
+        s = _SIDES[side]
+        eye_x = 0.5 * (f[s["outer_corner"], 0] + f[s["inner_corner"], 0])
+        corner = f[s["commissure"]]
+        rows.append([
+            -_y_at(f[s["brow"]], eye_x),
+            max(0.0, _y_at(f[s["lower_lid"]], eye_x) - _y_at(f[s["upper_lid"]], eye_x)),
+            f[ala, 1],
+            corner[1],
+            abs(corner[0] - mid_x),
+            _dist(f[ala], corner),
+        ])
+    return np.array(rows, dtype=np.float64), IRIS_DIAMETER_MM * span / iris
 
 
 def _robust_range(column: np.ndarray) -> float:
