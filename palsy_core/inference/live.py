@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -130,6 +130,7 @@ class LiveScorer:
         self._count = 0
         self._start = time.monotonic()
         self._closed = False
+        self._observer: Callable[[FrameResult], None] | None = None
 
     # --- settings (any thread) ----------------------------------------------------------------
 
@@ -158,6 +159,12 @@ class LiveScorer:
         new = self._check_overlay(overlay)
         with self._lock:
             self._overlay = new
+
+    def set_observer(self, observer: Callable[[FrameResult], None] | None) -> None:
+        """Call ``observer`` with every analysed frame (quality flags included), in the thread
+        that processes frames; None stops it. The guided exam records frames this way."""
+        with self._lock:
+            self._observer = observer
 
     def latest(self) -> LiveResult | None:
         """The result of the most recent frame (for a UI polling from another thread)."""
@@ -210,6 +217,10 @@ class LiveScorer:
                 p, p_left, unfamiliar = self._score(frame, enabled)
                 if unfamiliar:
                     frame = replace(frame, flags=(*frame.flags, UNFAMILIAR))
+            with self._lock:
+                observer = self._observer
+            if observer is not None:
+                observer(frame)
             image = self._draw_overlay(rgb, frame, overlay)
             latency = time.perf_counter() - started
             with self._lock:

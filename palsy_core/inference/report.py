@@ -119,7 +119,7 @@ def png_data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _pct(p: float | None) -> str:
+def pct(p: float | None) -> str:
     return "n/a" if p is None or not np.isfinite(p) else f"{100 * p:.1f}%"
 
 
@@ -127,7 +127,7 @@ def _num(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:.2f}"
 
 
-def _rows(cells: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
+def html_table(cells: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
     """An HTML table; cells are already escaped HTML."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells)
@@ -138,7 +138,7 @@ def _measures_table(features: np.ndarray, definitions: bool = False) -> str:
     """The Emotrics measures; each name carries its definition on hover, and ``definitions``
     lists them under the table (once per report, so that they print)."""
     df = emotrics_sides(features)
-    table = _rows([[f"<span title='{html.escape(r.definition, quote=True)}'>"
+    table = html_table([[f"<span title='{html.escape(r.definition, quote=True)}'>"
                     f"{html.escape(r.measure)}</span>", r.unit, _num(r.right), _num(r.left),
                    _num(r.difference)] for r in df.itertuples()],
                   ["measure", "unit", "right", "left", "|right - left|"])
@@ -205,11 +205,11 @@ def _key_frame(scored: ScoredMedia, score: SubsetScore, t: int, enabled: Sequenc
                         f"Grad-CAM: {modality(m).name}") for m in image_modalities(scored, enabled)]
     flags = ", ".join(FLAG_NAMES.get(f, f) for f in scored.frame_flags[t]) or "none"
     return (f"<section class='frame'><h3>Frame {t} at {a.timestamps[t]:.2f} s: P(palsy) "
-            f"{_pct(score.p_frames[t])}</h3><p>Quality flags: {html.escape(flags)}</p>"
+            f"{pct(score.p_frames[t])}</h3><p>Quality flags: {html.escape(flags)}</p>"
             f"<div class='figs'>{''.join(figures)}</div>{_measures_table(a.features[t])}</section>")
 
 
-_STYLE = """
+REPORT_STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;padding:0 1em}
 .disclaimer{background:#fff3cd;border:1px solid #e0c36a;padding:.8em 1em;border-radius:4px}
 .verdict{font-size:1.4em;font-weight:600} table{border-collapse:collapse;margin:.6em 0}
@@ -233,13 +233,13 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
         ["File", html.escape(a.name)], ["Kind", a.kind],
         ["Frames analysed", str(a.n_frames)], ["Frames with a face", str(int(a.has_face.sum()))],
         ["Modalities used", html.escape(", ".join(names[m] for m in score.enabled))],
-        ["P(palsy)", _pct(score.p)], ["Decision threshold", _pct(score.threshold)],
-        ["Affected side", html.escape(side) + f" (P(left) {_pct(score.p_left)})"],
+        ["P(palsy)", pct(score.p)], ["Decision threshold", pct(score.threshold)],
+        ["Affected side", html.escape(side) + f" (P(left) {pct(score.p_left)})"],
         ["Quality flags", html.escape("; ".join(f"{FLAG_NAMES.get(k, k)}: {v} frame(s)"
                                                 for k, v in quality.items()) or "none")],
     ]
-    per_modality = [[html.escape(names[m]), _pct(score.weights.get(m)),
-                     _pct(scored.score((m,)).p)] for m in scored.modalities]
+    per_modality = [[html.escape(names[m]), pct(score.weights.get(m)),
+                     pct(scored.score((m,)).p)] for m in scored.modalities]
     good = a.has_face & reliable(scored.frame_flags)
     rows = a.features[good if good.any() else a.has_face]
     measures = ""
@@ -254,14 +254,14 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
                   if score.inconclusive else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_STYLE}</style></head><body>
+<style>{REPORT_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="disclaimer"><strong>{html.escape(DISCLAIMER)}</strong></p>
-<p class="verdict">{html.escape(score.verdict.capitalize())}: P(palsy) {_pct(score.p)}</p>
+<p class="verdict">{html.escape(score.verdict.capitalize())}: P(palsy) {pct(score.p)}</p>
 {no_verdict}
-{_rows(summary)}
+{html_table(summary)}
 <h2>Per modality</h2>
-{_rows(per_modality, ["modality", "fusion weight", "P(palsy) alone"])}
+{html_table(per_modality, ["modality", "fusion weight", "P(palsy) alone"])}
 <h2>P(palsy) per frame</h2>{_timeline_svg(score, a.timestamps)}
 {measures}
 <h2>Key frames</h2>{frames or "<p>No frame with a face.</p>"}
