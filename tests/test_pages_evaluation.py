@@ -21,7 +21,7 @@ from palsy_core.model.fusion import variant_label
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_PAGE = str(ROOT / "views" / "4_Evaluation.py")
-PAGES = ("1_Analyse", "2_Live", "3_Ablation", "4_Evaluation", "5_Progress")
+PAGES = ("1_Analyse", "2_Live", "3_Ablation", "4_Evaluation", "5_Progress", "6_Exam")
 DISCLAIMER = "not a diagnostic device"
 TIMEOUT = 300
 

@@ -39,6 +39,10 @@ PAGES = (
     PageInfo("views/5_Progress.py", "Progress", "Recovery over time", ":material/timeline:",
              "Progress", "Dated photos or videos of one person: P(palsy) and measurements over "
              "time, with a trend."),
+    PageInfo("views/6_Exam.py", "Exam video", "Guided exam from a video",
+             ":material/assignment:", "Exam",
+             "A recording of the seven standard movements graded per region and side "
+             "(eFACE-style), with an HTML and PDF report. Live prompts: Live camera page."),
 )
 
 

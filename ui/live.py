@@ -18,12 +18,14 @@ import av
 import streamlit as st
 
 from palsy_core.extraction.pipeline import Settings
+from palsy_core.inference.exam_live import ExamRecorder
 from palsy_core.inference.live import LiveScorer
 from palsy_core.inference.scoring import LoadedModel
 
 ICE_ENV = "PALSY_ICE_SERVERS"
 ICE_SECRET = "ice_servers"
 SCORER_KEY = "live_scorer"  # st.session_state: this session's LiveScorer
+RECORDER_KEY = "live_exam_recorder"  # st.session_state: this session's ExamRecorder
 NO_ICE = "the offline default: direct connections only, which is all localhost needs"
 
 
@@ -98,14 +100,26 @@ def session_scorer(loaded: LoadedModel) -> LiveScorer:
     return scorer
 
 
-def frame_callback(scorer: LiveScorer) -> Callable[[av.VideoFrame], av.VideoFrame]:
-    """streamlit-webrtc's ``video_frame_callback``: score a frame, return it annotated.
+def session_recorder() -> ExamRecorder:
+    """This session's guided-exam recorder (``st.session_state[RECORDER_KEY]``)."""
+    if RECORDER_KEY not in st.session_state:
+        st.session_state[RECORDER_KEY] = ExamRecorder()
+    return st.session_state[RECORDER_KEY]
 
-    It runs in the WebRTC worker thread, so it touches only the scorer (never ``st.*``).
+
+def frame_callback(scorer: LiveScorer, recorder: ExamRecorder | None = None
+                   ) -> Callable[[av.VideoFrame], av.VideoFrame]:
+    """streamlit-webrtc's ``video_frame_callback``: score a frame, return it annotated (with the
+    exam's prompt while a guided exam runs).
+
+    It runs in the WebRTC worker thread, so it touches only the scorer and the recorder (never
+    ``st.*``); both guard their state with locks.
     """
 
     def callback(frame: av.VideoFrame) -> av.VideoFrame:
         image, _ = scorer.process(frame.to_ndarray(format="rgb24"), frame.time)
+        if recorder is not None:
+            image = recorder.annotate(image)
         return av.VideoFrame.from_ndarray(image, format="rgb24")
 
     return callback

@@ -1,28 +1,37 @@
-"""Live camera: the webcam stream scored frame by frame, with overlays and live modality toggles.
+"""Live camera: the webcam stream scored frame by frame, with overlays and live modality toggles,
+or a guided exam (prompts, countdowns, capture windows) graded per region and side.
 
 The frame callback runs in streamlit-webrtc's worker thread and only talks to this session's
-``LiveScorer`` (``st.session_state["live_scorer"]``); the toggles below update that scorer between
-frames, and the scores are polled from it while the stream plays.
+``LiveScorer`` (``st.session_state["live_scorer"]``) and ``ExamRecorder``; the toggles below update
+the scorer between frames, and the scores and the exam's progress are polled while the stream
+plays. Session state ``live_exam_result`` holds the graded exam (recorder version, exam, scored).
 """
 
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from palsy_core.inference.exam import PROTOCOL
+from palsy_core.inference.exam_live import CAPTURE_S, COUNTDOWN_S, grade_recording
 from palsy_core.inference.live import OVERLAYS, LiveScorer
 from palsy_core.metrics import FLAG_NAMES, retake_hint
 from palsy_core.registry import modality
 from ui.common import disclaimer, get_model
+from ui.exam import show_exam
 from ui.live import (
     ICE_ENV,
     ICE_SECRET,
     frame_callback,
     rtc_configuration,
     server_urls,
+    session_recorder,
     session_scorer,
 )
 
 OVERLAY_LABELS = {"lines": "Line segments", "landmarks": "Landmarks", "none": "None"}
 POLL_S = 0.5
+MODES = ("Screening", "Guided exam")
+COUNTDOWNS = (1.0, 2.0, 3.0, 5.0)
+RESULT = "live_exam_result"
 
 st.set_page_config(page_title="Live camera · palsy-fusion", layout="wide")
 st.title("Live camera")
@@ -44,9 +53,17 @@ except ValueError as exc:
     st.stop()
 
 scorer: LiveScorer = session_scorer(loaded)
+recorder = session_recorder()
 
 controls, stream = st.columns([2, 3])
 with controls:
+    mode = st.radio("Mode", MODES, horizontal=True, key="live_mode",
+                    help="Screening: a rolling P(palsy). Guided exam: seven standard movements, "
+                         "prompted one by one, graded per region and side.")
+    exam_mode = mode == MODES[1]
+    if not exam_mode:
+        recorder.cancel()
+    scorer.set_observer(recorder.observe if exam_mode else None)
     st.subheader("Modalities")
     enabled = [m for m in scorer.modalities
                if st.toggle(modality(m).name, value=True, key=f"live_modality_{m}",
@@ -65,7 +82,7 @@ with stream:
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_config,
         media_stream_constraints={"video": True, "audio": False},
-        video_frame_callback=frame_callback(scorer),
+        video_frame_callback=frame_callback(scorer, recorder),
         async_processing=True,
     )
 
@@ -104,8 +121,62 @@ def live_scores() -> None:
                f"{result.threshold:.2f} · modalities: {names} · this frame's flags: {flags}")
 
 
+def grade_if_new() -> bool:
+    """Grade the recorded exam once its movements are all captured (again after a redo);
+    True when a new grade was stored."""
+    status = recorder.status()
+    version = recorder.version
+    stored = st.session_state.get(RESULT)
+    if status.phase != "done" or not status.captured or (stored and stored[0] == version):
+        return False
+    with st.spinner("Grading the exam…"):
+        exam, scored = grade_recording(loaded, recorder)
+    st.session_state[RESULT] = (version, exam, scored)
+    return True
+
+
+@st.fragment(run_every=POLL_S if ctx.state.playing else None)
+def exam_panel() -> None:
+    """The exam's progress: the movement asked for, its countdown, what is recorded."""
+    status = recorder.status()
+    if status.phase in ("countdown", "capture"):
+        m = status.movement
+        st.progress((status.step - 1) / status.steps,
+                    text=f"Movement {status.step} of {status.steps}: {m.name}")
+        st.markdown(f"### {m.prompt}")
+        if status.phase == "countdown":
+            st.caption(f"Get ready: capture starts in {status.seconds_left:.0f} s.")
+        else:
+            st.caption(f"Hold it… recording ({status.face_frames} frames with a face so far).")
+        st.button("Stop the exam", key="live_exam_stop", on_click=recorder.cancel)
+        return
+    if grade_if_new():
+        st.rerun()
+    countdown = st.select_slider("Countdown before each movement", COUNTDOWNS, COUNTDOWN_S,
+                                 format_func=lambda s: f"{s:g} s", key="live_exam_countdown")
+    st.button("Start the exam", type="primary", key="live_exam_start", on_click=recorder.start,
+              args=(countdown,), disabled=not ctx.state.playing, icon=":material/play_arrow:")
+    st.caption(
+        f"{len(PROTOCOL)} movements, each prompted with a countdown and recorded for about "
+        f"{CAPTURE_S:.0f} s (about {len(PROTOCOL) * (countdown + CAPTURE_S):.0f} s in all); the "
+        "prompt is also drawn on the video. "
+        + ("" if ctx.state.playing else "Start the camera first. ")
+        + (f"Recorded: {len(status.captured)} of {len(PROTOCOL)} movements."
+           if status.captured else ""))
+
+
 with controls:
-    live_scores()
+    if exam_mode:
+        exam_panel()
+    else:
+        live_scores()
+
+if exam_mode:
+    grade_if_new()
+    result = st.session_state.get(RESULT)
+    if result is not None:
+        st.header("Exam results")
+        show_exam(result[1], result[2], "live_exam", "Live guided exam", redo=recorder.redo)
 
 with st.expander("Connection: ICE servers"):
     urls = server_urls(rtc_config)

@@ -106,7 +106,7 @@ def exam_frames(rgb: np.ndarray, points: np.ndarray, side: str, effort: float
     frames = [rgb] * n["rest"]
     truth = {"rest": (0, n["rest"])}
     for movement in MOVEMENTS:
-        def pose(share: float) -> np.ndarray:
+        def pose(share: float, movement: str = movement) -> np.ndarray:
             right, left = (share * (effort if s == side else 1.0) for s in ("right", "left"))
             return synthesize_movement(rgb, points, movement, right, left).rgb
 

@@ -33,9 +33,10 @@ import numpy as np
 
 from palsy_core.extraction.pipeline import MediaAnalysis
 from palsy_core.inference.scoring import ScoredMedia
-from palsy_core.metrics import file_score, reliable
+from palsy_core.metrics import UNRELIABLE_FLAGS, file_score
 from palsy_core.modalities.blendshapes import movement_level
 from palsy_core.modalities.features import SIDE_MEASURES, side_measures
+from palsy_core.model.novelty import UNFAMILIAR
 
 SIDE_NAMES = ("right", "left")  # row order of side_measures
 _M = {m: i for i, m in enumerate(SIDE_MEASURES)}
@@ -120,6 +121,7 @@ ITEM_BY_KEY: dict[str, Item] = {i.key: i for i in ITEMS}
 # largest; each side's value is the median over them.
 PEAK_SHARE = 0.8
 NO_SIDE_ABOVE = 95.0  # every graded item at least this: no affected side is named
+GEOMETRY_FLAGS = UNRELIABLE_FLAGS - {UNFAMILIAR}  # flags that make landmark measures unusable
 
 
 # --- Per-frame measures --------------------------------------------------------------------------
@@ -129,21 +131,30 @@ class ExamFrames:
 
     measures: np.ndarray  # (T, 2, len(SIDE_MEASURES)) right/left, eye-centre units
     mm_per_unit: np.ndarray  # (T,)
-    usable: np.ndarray  # (T,) a face without quality flags
+    usable: np.ndarray  # (T,) a face without pose or image quality flags
+    at_rest: np.ndarray  # (T, 2, len(SIDE_MEASURES)) the same in the iris centres' frame
+    mm_at_rest: np.ndarray  # (T,)
 
     @classmethod
     def of(cls, scored: ScoredMedia) -> ExamFrames:
         a = scored.analysis
         t = a.n_frames
         measures = np.full((t, 2, len(SIDE_MEASURES)), np.nan)
-        mm = np.full(t, np.nan)
+        at_rest = measures.copy()
+        mm, mm_rest = np.full(t, np.nan), np.full(t, np.nan)
         for i in np.flatnonzero(a.has_face):
             try:
                 measures[i], mm[i] = side_measures(a.points[i])
+                at_rest[i], mm_rest[i] = side_measures(a.points[i], reference="iris")
             except ValueError:  # degenerate landmarks: treated as no face
+                mm[i] = np.nan
                 continue
         face = ~np.isnan(mm)
-        return cls(measures, mm, face & reliable(scored.frame_flags))
+        # Pose and image flags make a frame's geometry unusable; the model's own novelty flag
+        # does not (a one-sided eye closure, the sign graded, is often unlike its training faces).
+        geometry = np.array([not (set(f) & GEOMETRY_FLAGS) for f in scored.frame_flags],
+                            dtype=bool)
+        return cls(measures, mm, face & geometry, at_rest, mm_rest)
 
 
 def _frames_of(span: Sequence[int] | tuple[int, int], n: int) -> np.ndarray:
@@ -352,8 +363,9 @@ def grade(scored: ScoredMedia, segments: Mapping[str, Sequence[int] | tuple[int,
         base = np.median(frames.measures[rest], axis=0)
         scores = []
         for item in ITEMS:
-            if item.kind == "static":
-                scores.append(_static(item, frames.measures[rest], mm))
+            if item.kind == "static":  # open eyes: the iris centres are the steadier reference
+                scores.append(_static(item, frames.at_rest[rest],
+                                      float(np.median(frames.mm_at_rest[rest]))))
                 continue
             rows = np.concatenate([usable.get(m, np.zeros(0, np.int64)) for m in item.movements])
             if item.kind == "dynamic":

@@ -66,9 +66,14 @@ class ExamRecorder:
         self._version = 0  # bumped whenever captured frames change (pages re-grade then)
 
     # --- control (script thread) ----------------------------------------------------------
-    def start(self) -> None:
-        """Begin (or restart) the whole protocol; earlier captures are dropped."""
+    def start(self, countdown_s: float | None = None) -> None:
+        """Begin (or restart) the whole protocol, optionally with another countdown; earlier
+        captures are dropped."""
+        if countdown_s is not None and countdown_s < 0:
+            raise ValueError(f"countdown_s must be >= 0, got {countdown_s}")
         with self._lock:
+            if countdown_s is not None:
+                self.countdown_s = float(countdown_s)
             self._frames = {}
             self._begin([m.key for m in PROTOCOL])
 
@@ -163,9 +168,7 @@ class ExamRecorder:
     def annotate(self, image: np.ndarray) -> np.ndarray:
         """The prompt, countdown and progress drawn at the bottom of a stream frame."""
         status = self.status()
-        if status.phase in ("idle",) or status.movement is None:
-            if status.phase == "done":
-                return _strip(image, "Exam recorded: see the results beside the video", 1.0)
+        if status.phase not in ("countdown", "capture") or status.movement is None:
             return image
         m = status.movement
         if status.phase == "countdown":
@@ -195,7 +198,7 @@ def _strip(image: np.ndarray, text: str, progress: float, capture: bool = False)
                 cv2.LINE_AA)
     y = h - pad - bar
     image[y: y + bar, pad: w - pad] = (90, 90, 90)
-    image[y: y + bar, pad: pad + int(round((w - 2 * pad) * min(1.0, max(0.0, progress))))] = \
+    image[y: y + bar, pad: pad + round((w - 2 * pad) * min(1.0, max(0.0, progress)))] = \
         (120, 255, 120)
     return image
 

@@ -89,8 +89,8 @@ def exam_html(exam: Exam, scored: ScoredMedia, title: str = "Guided exam report"
             figures.append(f"<figure><div class='missing'>no usable frame</div>"
                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         else:
-            figures.append(f'<figure><img src="{png_data_uri(key_frame_image(scored, m.key_frame))}"'
-                           f' alt="{html.escape(m.movement.name)}">'
+            uri = png_data_uri(key_frame_image(scored, m.key_frame))
+            figures.append(f'<figure><img src="{uri}" alt="{html.escape(m.movement.name)}">'
                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     formulas = "".join(f"<dt>{html.escape(i.name)} ({KIND_NAMES[i.kind].lower()}, "
                        f"{html.escape(REGIONS[i.region])})</dt><dd>{html.escape(i.formula)}</dd>"
@@ -174,7 +174,8 @@ def exam_pdf(exam: Exam, scored: ScoredMedia, title: str = "Guided exam report")
         x = x0 + col * (size + gap)
         if m.key_frame is not None:
             buf = io.BytesIO()
-            Image.fromarray(key_frame_image(scored, m.key_frame)).save(buf, format="JPEG", quality=90)
+            image = Image.fromarray(key_frame_image(scored, m.key_frame))
+            image.save(buf, format="JPEG", quality=90)
             pdf.image(buf, x=x, y=y, w=size, h=size)
         else:
             pdf.rect(x, y, size, size)

@@ -292,19 +292,26 @@ SIDE_MEASURES: tuple[str, ...] = (
 )
 
 
-def side_measures(points: np.ndarray) -> tuple[np.ndarray, float]:
+def side_measures(points: np.ndarray, reference: str = "corners") -> tuple[np.ndarray, float]:
     """((2, len(SIDE_MEASURES)) right and left measures, millimetres per unit).
 
-    The unit is the distance between the two eyes' centres (each the midpoint of its corners),
-    and the frame is theirs: origin halfway, x along the line joining them. Eye corners stay put
-    when the lids close, where the iris centres the other measures use are hidden. Millimetres
-    come from the iris ruler (``IRIS_DIAMETER_MM``); an exam converts with the ruler of its
-    resting frames. Raises ``ValueError`` for degenerate landmarks.
+    The unit is the distance between the two eyes' centres and the frame is theirs: origin
+    halfway, x along the line joining them. ``reference`` says what the centres are: "corners"
+    (each eye's corner midpoint) stay put when the lids close, where the iris centres are hidden;
+    "iris" (the iris centres) stay put when a palsied lid opening widens or a lower lid sags,
+    which moves the corners: at rest, with open eyes, they are the steadier reference.
+    Millimetres come from the iris ruler (``IRIS_DIAMETER_MM``); an exam converts with the ruler
+    of its resting frames. Raises ``ValueError`` for degenerate landmarks.
     """
+    if reference not in ("corners", "iris"):
+        raise ValueError(f"reference must be 'corners' or 'iris', got {reference!r}")
     xy = landmark_xy(points)
     iris = iris_diameter_px(xy)
-    centres = [0.5 * (xy[_SIDES[s]["outer_corner"]] + xy[_SIDES[s]["inner_corner"]])
-               for s in ("right", "left")]
+    if reference == "iris":
+        centres = [xy[RIGHT_IRIS], xy[LEFT_IRIS]]
+    else:
+        centres = [0.5 * (xy[_SIDES[s]["outer_corner"]] + xy[_SIDES[s]["inner_corner"]])
+                   for s in ("right", "left")]
     span = float(np.linalg.norm(centres[1] - centres[0]))
     if iris < 1e-6 or span < 1e-6:
         raise ValueError("degenerate landmarks: zero iris diameter or coinciding eyes")
