@@ -104,3 +104,12 @@ def analyse_file(page: Page, base: str, path: Path) -> Locator:
     expect(result_heading(page, path.name)).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
     wait_idle(page)
     return uploader
+
+
+def full_page_screenshot(page: Page, path: Path) -> None:
+    """Streamlit scrolls inside its main block, so grow the viewport to all of it first."""
+    viewport = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(height, 600)})
+    page.screenshot(path=path)
+    page.set_viewport_size(viewport)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_pages import wait_idle
+from browser_pages import full_page_screenshot, wait_idle
 from browser_util import (
     CHROMIUM,
     chromium,
@@ -107,7 +107,7 @@ def shoot(shot_dir, record_property) -> Callable[[Page | Locator | np.ndarray, s
     def save(target: Page | Locator | np.ndarray, name: str) -> Path:
         path = shot_dir / f"{name}.png"
         if isinstance(target, Page):
-            _full_page(target, path)
+            full_page_screenshot(target, path)
         elif isinstance(target, np.ndarray):
             Image.fromarray(target).save(path)
         else:
@@ -118,14 +118,6 @@ def shoot(shot_dir, record_property) -> Callable[[Page | Locator | np.ndarray, s
         return path
 
     return save
-
-
-def _full_page(page: Page, path: Path) -> None:
-    """Streamlit scrolls inside its main block, so grow the viewport to all of it first."""
-    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(height, 600)})
-    page.screenshot(path=path)
-    page.set_viewport_size(VIEWPORT)
 
 
 def _images_loaded(page: Page) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_pages import ANALYSIS_TIMEOUT_MS, PAGE_TIMEOUT_MS, wait_idle
+from browser_pages import ANALYSIS_TIMEOUT_MS, PAGE_TIMEOUT_MS, full_page_screenshot, wait_idle
 from browser_util import CHROMIUM, chromium, fake_camera_args, streamlit_server, write_y4m
 from conftest import make_test_model
 from playwright.sync_api import Browser, Page, expect
@@ -79,9 +79,12 @@ def _check_report(page: Page, tmp_path: Path, label: str) -> str:
 
 
 def _check_results(page: Page) -> None:
-    """Every movement's panel, with its key frame and its own P(palsy)."""
+    """Every movement's panel, with its key frame (loaded) and its own P(palsy)."""
     for m in PROTOCOL:
         expect(page.get_by_text(m.name, exact=True).first).to_be_visible()
+    expect(page.get_by_test_id("stImage")).to_have_count(len(PROTOCOL))
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
     expect(page.get_by_text(re.compile(r"^P\(palsy\) (0\.\d\d|1\.00|n/a) · \d+ frame"))
            ).to_have_count(len(PROTOCOL))
     expect(page.get_by_test_id("stMetric").filter(has_text="Exam total")).to_contain_text(
@@ -99,9 +102,6 @@ def test_live_guided_exam_runs_end_to_end_and_gives_a_report(page, server, tmp_p
 
     start_exam = page.get_by_role("button", name="Start the exam")
     expect(start_exam).to_be_enabled(timeout=PAGE_TIMEOUT_MS)  # once the stream plays
-    page.get_by_test_id("stSlider").filter(has_text="Countdown").get_by_role("slider").press(
-        "Home")  # the shortest countdown: 1 s
-    wait_idle(page)
     start_exam.click()
     # The first prompt, then the last one: the exam walks through the protocol in order.
     expect(page.get_by_text(f"Movement 1 of {len(PROTOCOL)}: {PROTOCOL[0].name}")).to_be_visible(
@@ -113,7 +113,8 @@ def test_live_guided_exam_runs_end_to_end_and_gives_a_report(page, server, tmp_p
     wait_idle(page)
     _check_results(page)
     expect(page.get_by_role("button", name="Redo")).to_have_count(len(PROTOCOL))
-    page.screenshot(path=str(tmp_path / "live_exam.png"), full_page=True)
+    full_page_screenshot(page, tmp_path / "live_exam.png")
+    print(f"screenshot: {tmp_path / 'live_exam.png'}")
     _check_report(page, tmp_path, "Report (HTML)")
     with page.expect_download() as pdf:
         page.get_by_role("button", name="Report (PDF)").click()
@@ -143,7 +144,8 @@ def test_exam_page_finds_the_movements_of_the_sample_and_grades_them(page, serve
     # The sample's weak side is the subject's left: the exam says so.
     expect(page.get_by_test_id("stMetric").filter(has_text="Exam points to")).to_contain_text(
         "Subject's left")
-    page.screenshot(path=str(tmp_path / "exam_page.png"), full_page=True)
+    full_page_screenshot(page, tmp_path / "exam_page.png")
+    print(f"screenshot: {tmp_path / 'exam_page.png'}")
     text = _check_report(page, tmp_path, "Report (HTML)")
     assert "Guided exam: sample exam" in text
     assert "Traceback" not in log.read_text(errors="replace")

@@ -17,15 +17,19 @@ from palsy_core.inference.exam_report import (
     exam_html,
     exam_pdf,
     key_frame_image,
-    side_text,
 )
 from palsy_core.inference.scoring import ScoredMedia
 
+ROW_PX = 35  # st.dataframe's row height: the regional table is shown whole, never scrolled
 COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
 
 
 def _score(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f}"
+
+
+def _side(side: str | None) -> str:
+    return "None" if side is None else side.capitalize()
 
 
 def _pct(p: float | None) -> str:
@@ -51,7 +55,8 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
                       help=f"P(palsy) {_pct(exam.p)} over every exam frame; threshold "
                            f"{_pct(exam.threshold)}")
     verdict[1].metric("P(palsy), all movements", _pct(exam.p))
-    verdict[2].metric("Affected side (model)", side_text(exam.model_side).capitalize())
+    verdict[2].metric("Affected side (model)", _side(exam.model_side),
+                      help="The subject's own side, from the fused model.")
     if exam.inconclusive:
         st.warning(f"No verdict from the model: {exam.inconclusive}.")
     grades = st.columns(5)
@@ -59,20 +64,22 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
                      help="Mean of every graded item, 0-100, 100 normal (eFACE-style).")
     for col, kind in zip(grades[1:4], KINDS, strict=True):
         col.metric(KIND_NAMES[kind], _score(exam.mean(kind=kind)))
-    grades[4].metric("Exam points to", side_text(exam.side).capitalize(),
-                     help="The side the graded items point to, each weighted by how far its "
-                          "score is from 100.")
+    grades[4].metric("Exam points to", _side(exam.side),
+                     help="The subject's own side the graded items point to, each weighted by "
+                          "how far its score is from 100.")
 
     st.subheader("Regional scores")
     region_cols = st.columns(len(REGIONS))
     for col, (r, name) in zip(region_cols, REGIONS.items(), strict=True):
         col.metric(name, _score(exam.mean(region=r)))
+    table = regional_frame(exam)
     st.dataframe(
-        regional_frame(exam), hide_index=True, key=f"{key}_regional",
+        table, hide_index=True, key=f"{key}_regional", height=ROW_PX * (len(table) + 1) + 3,
         column_config={
             "right": st.column_config.NumberColumn(format="%.1f"),
             "left": st.column_config.NumberColumn(format="%.1f"),
             "score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f"),
+            "region": st.column_config.TextColumn(width="small"),
             "note": st.column_config.TextColumn(width="large"),
         })
 

@@ -12,6 +12,7 @@ import streamlit as st
 from palsy_core.extraction.pipeline import Settings
 from palsy_core.inference.demo import EXAM_WEAK_SIDE, exam_sample
 from palsy_core.inference.exam import (
+    MOVEMENTS,
     PROTOCOL,
     ExamFrames,
     find_segments,
@@ -92,6 +93,10 @@ st.caption(f"{scored.analysis.n_frames} frames analysed; activations from "
            + ("landmarks and blendshapes" if found.used_blendshapes else "landmarks only")
            + ". Shaded: the frames each movement is graded on.")
 st.plotly_chart(timeline_figure(found, ts, st.session_state[TIMES]), key="exam_timeline")
+if found.unsure:
+    names = ", ".join(MOVEMENTS[k].name.lower() for k in found.unsure)
+    st.warning(f"Not clearly seen: {names}. Its segment is a best guess: check it on the "
+               "timeline and correct it below, or record that movement again.")
 
 with st.expander("Correct the movement segments"):
     end = float(ts[-1]) if len(ts) else 0.0

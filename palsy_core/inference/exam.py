@@ -59,7 +59,7 @@ PROTOCOL: tuple[Movement, ...] = (
     Movement("pucker", "Pucker the lips", "Pucker your lips, as if to whistle"),
 )
 MOVEMENTS: dict[str, Movement] = {m.key: m for m in PROTOCOL}
-REGIONS: dict[str, str] = {"brow": "Brow", "eye": "Eye", "midface": "Mid-face (nasolabial)",
+REGIONS: dict[str, str] = {"brow": "Brow", "eye": "Eye", "midface": "Mid-face",
                            "mouth": "Mouth"}
 KINDS = ("static", "dynamic", "synkinesis")
 
@@ -324,8 +324,8 @@ def _dynamic(item: Item, exc: np.ndarray) -> ItemScore:
     strong = max(r, l_)
     if strong < item.minimum:
         return ItemScore(item, r, l_, None, None,
-                         f"too little movement to grade ({strong:.1f} {item.unit}, needs "
-                         f"{item.minimum:g}): redo this movement")
+                         f"too little movement ({strong:.1f} {item.unit}, needs "
+                         f"{item.minimum:g}): redo it")
     weak = max(0.0, min(r, l_))
     return ItemScore(item, r, l_, 100.0 * weak / strong, "right" if r < l_ else "left")
 
@@ -432,6 +432,12 @@ class Segmentation:
     segments: dict[str, tuple[int, int]]  # movement key -> (start, stop) frame indices
     activation: dict[str, np.ndarray]  # movement key (not rest) -> (T,) activation
     used_blendshapes: bool
+
+    @property
+    def unsure(self) -> tuple[str, ...]:
+        """Movements whose segment never reaches ``ACTIVE``: not clearly seen, worth a look."""
+        return tuple(k for k, (s, e) in self.segments.items()
+                     if k in self.activation and self.activation[k][s:e].max(initial=0) < ACTIVE)
 
     def times(self, timestamps: np.ndarray) -> dict[str, tuple[float, float]]:
         return {k: (float(timestamps[s]), float(timestamps[max(s, e - 1)]))
