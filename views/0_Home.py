@@ -26,6 +26,14 @@ st.markdown(
     "frame is scored as seen and mirrored. Everything runs offline on this computer."
 )
 
+st.markdown(
+    "Beyond yes or no: the **guided exam** (Live camera page, *Guided exam* mode, or a recorded "
+    "exam on the Exam video page) prompts seven standard movements and grades the brow, eye, "
+    "mid-face and mouth of each side at rest, in movement and for synkinesis on an eFACE-style "
+    "0-100 scale, with an HTML and PDF report; **Progress** follows one person's dated photos "
+    "or videos over weeks. The grades are computed from landmarks, not clinically validated."
+)
+
 for page in PAGES:
     st.page_link(page.path, label=page.label, icon=page.icon, help=page.help)
 
