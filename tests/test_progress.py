@@ -98,6 +98,11 @@ def test_a_recovery_series_falls_with_the_date(series):
     # midline, so the difference is largest in the severe weeks and falls as the face heals.
     mouth = np.array([r["regions"]["mouth"]["difference"] for r in scored])
     assert mouth[0] > 2.0 and np.corrcoef(np.arange(len(mouth)), mouth)[0, 1] < -0.6, mouth
+    # The guided exam's at-rest scores (100 = symmetric) rise as the face heals.
+    rest = np.array([np.mean([v for v in r["scores"].values() if v is not None])
+                     for r in scored])
+    print("resting scores by date:", np.round(rest, 1))
+    assert rest[-3:].mean() > rest[:3].mean() + 10, rest
 
     summary = trend(records)
     assert summary["n"] == len(NAMES) and summary["spearman_rho"] <= -0.6
@@ -124,6 +129,7 @@ def test_progress_command_json_per_file_from_a_zip(series, tmp_path, capsys):
     good = [r for r in records if not r["error"]]
     assert {"path", "date", "p_fused", "side", "regions", "verdict"} <= set(good[0])
     assert set(good[0]["regions"]) == {"brow", "eye", "mouth"}
+    assert set(good[0]["scores"]) == {"brow", "eye", "midface", "mouth"}
     assert "Spearman rho (date, P(palsy)):" in err and "FAILED" in err
     assert "2022_03_14.jpg" in err
 

@@ -8,6 +8,7 @@ from datetime import date
 import plotly.graph_objects as go
 
 from palsy_core.extraction.pipeline import Settings
+from palsy_core.inference.exam import REGIONS as EXAM_REGIONS
 from palsy_core.inference.progress import parse_dates, progress_record
 from palsy_core.inference.scoring import LoadedModel
 from palsy_core.inference.screen import Screener
@@ -56,4 +57,22 @@ def trend_figure(records: Sequence[dict], summary: dict) -> go.Figure:
     fig.update_layout(yaxis={"title": "P(palsy)", "range": [0, 1]}, xaxis_title="date",
                       height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def scores_figure(records: Sequence[dict]) -> go.Figure:
+    """Each region's at-rest score (the guided exam's static items, 0-100) per dated file."""
+    dated = [r for r in records if r.get("date") and r.get("scores")]
+    fig = go.Figure()
+    for colour, (region, name) in zip(COLOURS, EXAM_REGIONS.items(), strict=False):
+        fig.add_trace(go.Scatter(
+            x=[r["date"] for r in dated], y=[r["scores"].get(region) for r in dated],
+            mode="lines+markers", name=name, line={"color": colour},
+            hovertemplate=f"%{{x}}: {name} %{{y:.0f}}<extra></extra>"))
+    fig.update_layout(yaxis={"title": "at-rest score (100 = symmetric)", "range": [0, 102]},
+                      xaxis_title="date", height=300,
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title={"text": "Regional scores at rest (guided exam items, computed, not "
+                                     "clinically validated)", "font": {"size": 13}},
+                      legend={"orientation": "h", "y": -0.3})
     return fig

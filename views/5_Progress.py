@@ -9,7 +9,7 @@ import streamlit as st
 from palsy_core.inference.progress import REGIONS, records_csv, trend
 from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS
 from ui.common import disclaimer, get_model
-from ui.progress import dates_from_upload, score_uploads, trend_figure
+from ui.progress import dates_from_upload, score_uploads, scores_figure, trend_figure
 
 KEY = "progress_records"
 
@@ -60,6 +60,7 @@ cols[2].metric("Under the threshold from", first or "not yet",
                help="The first day from which the smoothed P(palsy) stays under the model's "
                     "threshold.")
 st.plotly_chart(trend_figure(records, summary), key="progress_trend")
+st.plotly_chart(scores_figure(records), key="progress_scores")
 
 table = pd.DataFrame([{
     "file": r["path"], "date": r["date"], "date from": r["date_source"],

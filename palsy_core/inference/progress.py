@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from palsy_core.extraction.pipeline import Settings
-from palsy_core.inference.scoring import LoadedModel
+from palsy_core.inference.exam import REGIONS as EXAM_REGIONS
+from palsy_core.inference.exam import grade
+from palsy_core.inference.scoring import LoadedModel, ScoredMedia
 from palsy_core.inference.screen import Screener, ScreenJob
 from palsy_core.io.bundle import BundleError, check_members
 from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
@@ -188,12 +190,21 @@ def progress_record(screener: Screener, name: str, source: Path | bytes,
             "side": result.side, "reason": result.reason,
             "threshold": round(result.score().threshold, 4),
             "regions": regional_measures(a.features, usable) if usable.any() else None,
+            "scores": resting_scores(scored, np.flatnonzero(usable)) if usable.any() else None,
             "error": ""}
+
+
+def resting_scores(scored: ScoredMedia, frames: np.ndarray) -> dict[str, float | None]:
+    """The guided exam's at-rest score (0-100, 100 symmetric) of each region on these frames:
+    a photo or video of a face at rest, graded as the exam's resting segment."""
+    exam = grade(scored, {"rest": frames})
+    return {s.item.region: None if s.score is None else round(s.score, 1)
+            for s in exam.items if s.item.kind == "static"}
 
 
 CSV_COLUMNS = ("path", "date", "date_source", "p_fused", "verdict", "side", "reason",
                *(f"{r}_{s}_mm" for r in REGIONS for s in ("right", "left", "difference")),
-               "error")
+               *(f"{r}_rest_score" for r in EXAM_REGIONS), "error")
 
 
 def records_csv(records: Iterable[dict]) -> str:
@@ -202,12 +213,12 @@ def records_csv(records: Iterable[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for rec in records:
-        regions = rec.get("regions") or {}
+        regions, scores = rec.get("regions") or {}, rec.get("scores") or {}
         w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_fused"),
                     rec.get("verdict", ""), rec.get("side") or "", rec.get("reason") or "",
                     *(regions.get(r, {}).get(s, "") for r in REGIONS
                       for s in ("right", "left", "difference")),
-                    rec.get("error", "")])
+                    *(scores.get(r, "") for r in EXAM_REGIONS), rec.get("error", "")])
     return buf.getvalue()
 
 
