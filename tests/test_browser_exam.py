@@ -16,7 +16,7 @@ from browser_util import CHROMIUM, chromium, fake_camera_args, streamlit_server,
 from conftest import make_test_model
 from playwright.sync_api import Browser, Page, expect
 
-from palsy_core.inference.demo import EXAM_FPS, exam_sample
+from palsy_core.inference.demo import EXAM_FPS, EXAM_WEAK_SIDE, exam_sample
 from palsy_core.inference.exam import PROTOCOL
 from palsy_core.io.media import iter_video_frames
 
@@ -142,8 +142,8 @@ def test_exam_page_finds_the_movements_of_the_sample_and_grades_them(page, serve
     wait_idle(page)
     _check_results(page)
     # The sample's weak side is the subject's left: the exam says so.
-    expect(page.get_by_test_id("stMetric").filter(has_text="Exam points to")).to_contain_text(
-        "Subject's left")
+    expect(page.get_by_test_id("stMetric").filter(has_text="Exam points to")
+           .get_by_test_id("stMetricValue")).to_have_text(EXAM_WEAK_SIDE.capitalize())
     full_page_screenshot(page, tmp_path / "exam_page.png")
     print(f"screenshot: {tmp_path / 'exam_page.png'}")
     text = _check_report(page, tmp_path, "Report (HTML)")
