@@ -37,10 +37,11 @@ def _pct(p: float | None) -> str:
 
 
 def regional_frame(exam: Exam) -> pd.DataFrame:
-    """One row per item: region, kind, item, right, left, unit, score, the side it points to."""
+    """One row per item: region, kind, item, right, left, unit, score, the side it points to
+    (why an item is not graded is listed under the table)."""
     rows = [{"region": REGIONS[s.item.region], "kind": KIND_NAMES[s.item.kind],
              "item": s.item.name, "right": s.right, "left": s.left, "unit": s.item.unit,
-             "score": s.score, "points to": s.affected or "", "note": s.note}
+             "score": s.score, "points to": s.affected or ""}
             for r in REGIONS for s in exam.items if s.item.region == r]
     return pd.DataFrame(rows)
 
@@ -79,9 +80,10 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
             "right": st.column_config.NumberColumn(format="%.1f"),
             "left": st.column_config.NumberColumn(format="%.1f"),
             "score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%.0f"),
-            "region": st.column_config.TextColumn(width="small"),
-            "note": st.column_config.TextColumn(width="large"),
         })
+    for s in exam.items:
+        if s.note:
+            st.caption(f"**{s.item.name}** not graded: {s.note}.")
 
     st.subheader("Movements")
     per_row = 4
@@ -122,12 +124,12 @@ def timeline_figure(found: Segmentation, timestamps: np.ndarray,
                     times: dict[str, tuple[float, float]]) -> go.Figure:
     """Each movement's activation over time, with the segments in use shaded."""
     fig = go.Figure()
-    for colour, m in zip(COLOURS, PROTOCOL, strict=True):
+    for i, (colour, m) in enumerate(zip(COLOURS, PROTOCOL, strict=True)):
         if m.key in times:
             start, end = times[m.key]
             fig.add_vrect(x0=start, x1=max(end, start + 0.05), fillcolor=colour, opacity=0.15,
-                          line_width=0, annotation_text=m.name, annotation_position="top left",
-                          annotation_font_size=10)
+                          line_width=0, annotation_text=m.name, annotation_font_size=10,
+                          annotation_position="top left" if i % 2 else "bottom left")
         if m.key in found.activation:
             fig.add_trace(go.Scatter(x=timestamps, y=found.activation[m.key], name=m.name,
                                      mode="lines", line={"color": colour}))
