@@ -38,7 +38,6 @@ from palsy_core.modalities.blendshapes import movement_level
 from palsy_core.modalities.features import SIDE_MEASURES, side_measures
 from palsy_core.model.novelty import UNFAMILIAR
 
-SIDE_NAMES = ("right", "left")  # row order of side_measures
 _M = {m: i for i, m in enumerate(SIDE_MEASURES)}
 
 
@@ -231,23 +230,6 @@ class Exam:
             return None
         return max(weight, key=weight.get)
 
-    def regional(self) -> list[dict]:
-        """One row per region: its items' per-side values and scores, the region's mean."""
-        rows = []
-        for region, name in REGIONS.items():
-            row: dict = {"region": name}
-            for s in self.items:
-                if s.item.region != region:
-                    continue
-                row[s.item.kind] = s.item.name
-                row[f"{s.item.kind}_right"] = s.right
-                row[f"{s.item.kind}_left"] = s.left
-                row[f"{s.item.kind}_unit"] = s.item.unit
-                row[f"{s.item.kind}_score"] = s.score
-            row["score"] = self.mean(region=region)
-            rows.append(row)
-        return rows
-
     def to_dict(self) -> dict:
         """A JSON-ready record of the whole exam."""
 
@@ -262,7 +244,8 @@ class Exam:
                        **{r: num(self.mean(region=r)) for r in REGIONS}},
             "items": [{"key": s.item.key, "name": s.item.name, "kind": s.item.kind,
                        "region": s.item.region, "unit": s.item.unit, "right": num(s.right),
-                       "left": num(s.left), "score": num(s.score), "affected": s.affected,
+                       "left": num(s.left), "score": num(s.score), "ratio": num(s.ratio),
+                       "affected": s.affected,
                        "note": s.note, "formula": s.item.formula} for s in self.items],
             "movements": [{"key": m.movement.key, "name": m.movement.name,
                            "frames": len(m.frames), "start_s": num(m.start_s),
@@ -368,6 +351,11 @@ def grade(scored: ScoredMedia, segments: Mapping[str, Sequence[int] | tuple[int,
                                       float(np.median(frames.mm_at_rest[rest]))))
                 continue
             rows = np.concatenate([usable.get(m, np.zeros(0, np.int64)) for m in item.movements])
+            if not any(len(seg.get(m, ())) for m in item.movements):
+                scores.append(ItemScore(item, None, None, None, None,
+                                        "not recorded: record " + " and ".join(
+                                            MOVEMENTS[m].name.lower() for m in item.movements)))
+                continue
             if item.kind == "dynamic":
                 exc = _excursion(item.key, frames.measures[rows], base, mm)
                 scores.append(_dynamic(item, exc))
@@ -458,8 +446,8 @@ def activations(analysis: MediaAnalysis, frames: ExamFrames) -> tuple[dict[str, 
     for m in PROTOCOL[1:]:
         exc = np.full((n, 2), np.nan)
         exc[face] = _excursion(m.key, frames.measures[face], base, 1.0)
-        level = np.nanmax(exc, axis=1) if len(face) == n else np.fmax(exc[:, 0], exc[:, 1])
         # the stronger side: a paralysed side does not hide that the movement was made
+        level = np.fmax(exc[:, 0], exc[:, 1])
         if m.key in ("eyes_gentle", "eyes_tight"):
             level = level / 100.0
         level = np.clip(level / _FULL_SCALE[m.key], 0.0, 1.5)
