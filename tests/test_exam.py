@@ -415,3 +415,77 @@ def test_exam_command_grades_the_sample_video_and_writes_both_reports(tmp_path):
     assert all(m.name in text for m in PROTOCOL) and 'src="http' not in text
     pages = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert all(m.name in pages for m in PROTOCOL) and "not clinically" in pages
+
+
+# --- The live recorder -------------------------------------------------------------------------
+def test_live_recorder_walks_the_protocol_redoes_a_movement_and_grades(pyfeat_dir, detector):
+    """``ExamRecorder`` on a real face's analysed frame, with a clock the test moves: prompts in
+    protocol order, frames kept only in capture windows, a window that waits for enough face
+    frames, a redo of one movement, a stalled camera noticed, the prompt drawn on the frame, and
+    the recording graded with every movement."""
+    from palsy_core.extraction.pipeline import Settings, analyse_frame
+    from palsy_core.inference.exam_live import (
+        MIN_FACE_FRAMES,
+        STALLED_AFTER,
+        ExamRecorder,
+        grade_recording,
+    )
+    from palsy_core.inference.scoring import load_model
+    from palsy_core.settings import DEFAULT_MODEL
+
+    rgb = np.asarray(Image.open(pyfeat_dir / "single_face.jpg").convert("RGB"))
+    face = analyse_frame(rgb, detector, Settings(), 0, 0.0)
+    blank = analyse_frame(np.zeros_like(rgb), detector, Settings(), 1, 0.1)
+    assert face.has_face and not blank.has_face
+    now = [0.0]
+    rec = ExamRecorder(countdown_s=1.0, capture_s=0.5, clock=lambda: now[0])
+    assert rec.status().phase == "idle" and rec.annotate(rgb.copy()).tobytes() == rgb.tobytes()
+
+    def feed(frame, seconds: float, step: float = 0.1) -> list:
+        seen = []
+        for _ in range(round(seconds / step)):
+            now[0] += step
+            rec.observe(frame)
+            s = rec.status()
+            seen.append((s.phase, s.movement.key if s.movement else None))
+        return seen
+
+    rec.start()
+    status = rec.status()
+    assert (status.phase, status.step, status.steps, status.movement.key) == (
+        "countdown", 1, len(PROTOCOL), "rest")
+    drawn = rec.annotate(rgb.copy())
+    assert (drawn != rgb).any() and (drawn[: rgb.shape[0] // 2] == rgb[: rgb.shape[0] // 2]).all()
+    # A capture window without a face stays open until enough face frames come.
+    feed(blank, 1.2)
+    assert rec.status().phase == "capture"
+    feed(blank, 1.0)
+    assert rec.status().phase == "capture" and rec.status().face_frames == 0
+    seen = feed(face, 60.0)
+    captures = [key for phase, key in seen if phase == "capture"]
+    assert list(dict.fromkeys(captures)) == [m.key for m in PROTOCOL]  # in protocol order
+    status = rec.status()
+    assert status.complete and status.captured == tuple(m.key for m in PROTOCOL)
+    analysis, segments = rec.recording(Settings())
+    assert all(len(segments[m.key]) >= MIN_FACE_FRAMES for m in PROTOCOL)
+    assert analysis.n_frames == sum(len(v) for v in segments.values())
+
+    version = rec.version
+    rec.redo("smile")
+    status = rec.status()
+    assert (status.phase, status.steps, status.movement.key) == ("countdown", 1, "smile")
+    now[0] += 1.5  # the countdown passes with no frame: recording, then stalled
+    assert rec.status().phase == "capture" and not rec.status().stalled
+    now[0] += STALLED_AFTER + 0.1
+    assert rec.status().stalled
+    feed(face, 2.0)
+    assert rec.status().complete and rec.version > version
+
+    exam, _ = grade_recording(load_model(DEFAULT_MODEL), rec)
+    assert [len(m.frames) >= MIN_FACE_FRAMES for m in exam.movements] == [True] * len(PROTOCOL)
+    assert all(m.key_frame is not None and m.p is not None for m in exam.movements)
+    # the same face throughout: nothing moves, so no movement can be graded, and it says so
+    assert all(exam.item(k).score is None and "too little movement" in exam.item(k).note
+               for k in DYNAMIC_ITEMS)
+    with pytest.raises(ValueError, match="unknown movement"):
+        rec.redo("wink")

@@ -93,7 +93,7 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
             with col:
                 st.markdown(f"**{m.movement.name}**")
                 if m.key_frame is not None:
-                    st.image(key_frame_image(scored, m.key_frame), use_container_width=True)
+                    st.image(key_frame_image(scored, m.key_frame), width="stretch")
                 else:
                     st.caption("No usable frame with a face.")
                 st.caption(f"P(palsy) {_pct(m.p)} · {len(m.frames)} frame(s)")

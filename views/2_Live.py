@@ -135,7 +135,9 @@ def grade_if_new() -> bool:
     return True
 
 
-@st.fragment(run_every=POLL_S if ctx.state.playing else None)
+# Poll while the stream plays, and while an exam runs even if the component briefly reports
+# otherwise (a rerun from a Redo click): the prompt must never freeze on a stale step.
+@st.fragment(run_every=POLL_S if ctx.state.playing or recorder.status().running else None)
 def exam_panel() -> None:
     """The exam's progress: the movement asked for, its countdown, what is recorded."""
     status = recorder.status()
@@ -148,6 +150,12 @@ def exam_panel() -> None:
             st.caption(f"Get ready: capture starts in {status.seconds_left:.0f} s.")
         else:
             st.caption(f"Hold it… recording ({status.face_frames} frames with a face so far).")
+        if status.stalled:
+            st.warning("No frames from the camera"
+                       + ("" if status.since_frame_s is None else
+                          f" for {status.since_frame_s:.0f} s")
+                       + ": is it running? Press Start on the video; recording resumes with "
+                         "the next frame.")
         st.button("Stop the exam", key="live_exam_stop", on_click=recorder.cancel)
         return
     if grade_if_new():

@@ -29,6 +29,7 @@ CAPTURE_S = 2.0
 MIN_FACE_FRAMES = 4
 MAX_FRAMES = 12  # frames kept per movement (evenly over its window)
 GIVE_UP_AFTER = 5.0  # a window without enough face frames closes after this many capture_s
+STALLED_AFTER = 3.0  # seconds without a frame while recording: the page asks about the camera
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,21 @@ class ExamStatus:
     steps: int  # movements in this run (7, or 1 for a redo)
     captured: tuple[str, ...]  # movement keys with frames, protocol order
     face_frames: int = 0  # face frames captured in the current window
+    since_frame_s: float | None = None  # seconds since the last frame arrived (None: none yet)
 
     @property
     def complete(self) -> bool:
         return self.phase == "done" and len(self.captured) == len(PROTOCOL)
+
+    @property
+    def running(self) -> bool:
+        return self.phase in ("countdown", "capture")
+
+    @property
+    def stalled(self) -> bool:
+        """Recording, but no frame from the camera for ``STALLED_AFTER`` seconds."""
+        return self.phase == "capture" and (self.since_frame_s is None
+                                            or self.since_frame_s > STALLED_AFTER)
 
 
 class ExamRecorder:
@@ -64,6 +76,7 @@ class ExamRecorder:
         self._since = 0.0  # when the current phase began
         self._window: list[FrameResult] = []
         self._version = 0  # bumped whenever captured frames change (pages re-grade then)
+        self._last_frame: float | None = None  # when the last frame arrived
 
     # --- control (script thread) ----------------------------------------------------------
     def start(self, countdown_s: float | None = None) -> None:
@@ -99,9 +112,12 @@ class ExamRecorder:
         """One analysed frame of the stream: advance the clock-driven phases, keep it if a
         capture window is open."""
         with self._lock:
+            self._last_frame = self._clock()
             self._advance()
             if self._phase != "capture":
                 return
+            if not self._window:  # the window's time runs from its first frame (after a stall)
+                self._since = self._clock()
             self._window.append(frame)
             faces = sum(f.has_face for f in self._window)
             elapsed = self._clock() - self._since
@@ -144,7 +160,8 @@ class ExamRecorder:
                 step=self._steps - len(self._queue) + (1 if self._queue else 0),
                 steps=self._steps,
                 captured=tuple(m.key for m in PROTOCOL if m.key in self._frames),
-                face_frames=sum(f.has_face for f in self._window))
+                face_frames=sum(f.has_face for f in self._window),
+                since_frame_s=None if self._last_frame is None else now - self._last_frame)
 
     @property
     def version(self) -> int:
