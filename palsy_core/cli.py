@@ -312,6 +312,11 @@ def cmd_progress(args: argparse.Namespace) -> int:
         first = summary["first_day_under_threshold"]
         lines.append(f"smoothed P(palsy) stays under the threshold {summary['threshold']:.2f} "
                      + (f"from {first}" if first else "on no day yet"))
+        regions = summary["regions"]
+        if regions:
+            lines.append("smoothed at-rest scores (0-100, first to last date): " + ", ".join(
+                f"{r} {pts[0]['score_trend']:.0f} -> {pts[-1]['score_trend']:.0f}"
+                for r, pts in regions.items()))
     if undated:
         lines.append(f"no date found for {len(undated)} file(s) (give --dates CSV): "
                      + ", ".join(undated))

@@ -113,6 +113,13 @@ def test_a_recovery_series_falls_with_the_date(series):
     assert first is not None and first > scored[0]["date"]
     assert all(s < summary["threshold"] for pt, s in zip(summary["points"], smooth, strict=True)
                if pt["date"] >= first)
+    # Each region's smoothed at-rest score, with its band, ends higher than it starts.
+    assert set(summary["regions"]) == {"brow", "eye", "midface", "mouth"}
+    mean_trend = np.mean([[pt["score_trend"] for pt in pts]
+                          for pts in summary["regions"].values()], axis=0)
+    assert mean_trend[-1] > mean_trend[0] + 10, mean_trend
+    assert all(pt["low"] <= pt["score_trend"] <= pt["high"]
+               for pts in summary["regions"].values() for pt in pts if pt["low"] is not None)
 
 
 def test_progress_command_json_per_file_from_a_zip(series, tmp_path, capsys):

@@ -60,19 +60,34 @@ def trend_figure(records: Sequence[dict], summary: dict) -> go.Figure:
     return fig
 
 
-def scores_figure(records: Sequence[dict]) -> go.Figure:
-    """Each region's at-rest score (the guided exam's static items, 0-100) per dated file."""
+def scores_figure(records: Sequence[dict], summary: dict) -> go.Figure:
+    """Each region's at-rest score (the guided exam's static items, 0-100) per dated file, its
+    smoothed trend and 95 % band."""
     dated = [r for r in records if r.get("date") and r.get("scores")]
     fig = go.Figure()
     for colour, (region, name) in zip(COLOURS, EXAM_REGIONS.items(), strict=False):
+        pts = summary.get("regions", {}).get(region, [])
+        if pts:
+            x = [p["date"] for p in pts]
+            low = [p["low"] if p["low"] is not None else p["score_trend"] for p in pts]
+            high = [p["high"] if p["high"] is not None else p["score_trend"] for p in pts]
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself",
+                                     fillcolor=colour, opacity=0.12, line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, legendgroup=region))
+            fig.add_trace(go.Scatter(x=x, y=[p["score_trend"] for p in pts], mode="lines",
+                                     line={"color": colour, "width": 3}, name=name,
+                                     legendgroup=region,
+                                     hovertemplate=f"%{{x}}: {name} trend %{{y:.0f}}"
+                                                   "<extra></extra>"))
         fig.add_trace(go.Scatter(
             x=[r["date"] for r in dated], y=[r["scores"].get(region) for r in dated],
-            mode="lines+markers", name=name, line={"color": colour},
-            hovertemplate=f"%{{x}}: {name} %{{y:.0f}}<extra></extra>"))
+            mode="markers", marker={"color": colour, "size": 7}, showlegend=False,
+            legendgroup=region, hovertemplate=f"%{{x}}: {name} %{{y:.0f}}<extra></extra>"))
     fig.update_layout(yaxis={"title": "at-rest score (100 = symmetric)", "range": [0, 102]},
-                      xaxis_title="date", height=300,
+                      xaxis_title="date", height=320,
                       margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title={"text": "Regional scores at rest (guided exam items, computed, not "
-                                     "clinically validated)", "font": {"size": 13}},
+                      title={"text": "Regional scores at rest: each file, trend and 95 % band "
+                                     "(guided exam items; computed, not clinically validated)",
+                             "font": {"size": 13}},
                       legend={"orientation": "h", "y": -0.3})
     return fig

@@ -60,7 +60,7 @@ cols[2].metric("Under the threshold from", first or "not yet",
                help="The first day from which the smoothed P(palsy) stays under the model's "
                     "threshold.")
 st.plotly_chart(trend_figure(records, summary), key="progress_trend")
-st.plotly_chart(scores_figure(records), key="progress_scores")
+st.plotly_chart(scores_figure(records, summary), key="progress_scores")
 
 table = pd.DataFrame([{
     "file": r["path"], "date": r["date"], "date from": r["date_source"],

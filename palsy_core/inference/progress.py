@@ -226,14 +226,31 @@ def _round(p: float | None) -> float | None:
     return None if p is None or math.isnan(p) else round(float(p), 4)
 
 
+def _smooth(t: np.ndarray, v: np.ndarray, bandwidth_days: float, low: float, high: float
+            ) -> list[tuple[float, float, float | None, float | None]]:
+    """(day, Gaussian-kernel mean, 95 % band low, high) at each distinct day ``t`` of the values
+    ``v``; the band is the kernel-weighted standard error, clipped to [low, high]."""
+    out = []
+    for day in np.unique(t):
+        w = np.exp(-0.5 * ((t - day) / bandwidth_days) ** 2)
+        mean = float(np.sum(w * v) / np.sum(w))
+        var = float(np.sum(w * (v - mean) ** 2) / np.sum(w))
+        n_eff = float(np.sum(w) ** 2 / np.sum(w ** 2))
+        half = 1.96 * math.sqrt(var / n_eff) if n_eff > 1 else float("nan")
+        out.append((float(day), mean, _round(max(low, mean - half)),
+                    _round(min(high, mean + half))))
+    return out
+
+
 def trend(records: Sequence[dict], bandwidth_days: float = BANDWIDTH_DAYS) -> dict:
     """The smoothed P(palsy) over the dated, scored records, its 95 % band, Spearman's rho
-    (date, P) and the first day from which the smoothed score stays under the threshold."""
+    (date, P), the first day from which the smoothed score stays under the threshold, and each
+    region's smoothed at-rest score with its band (``regions``)."""
     from scipy.stats import spearmanr
 
     pts = sorted((date.fromisoformat(r["date"]), r["p_fused"], r["threshold"]) for r in records
                  if not r.get("error") and r.get("date") and r.get("p_fused") is not None)
-    out: dict = {"n": len(pts), "spearman_rho": None, "points": [],
+    out: dict = {"n": len(pts), "spearman_rho": None, "points": [], "regions": {},
                  "first_day_under_threshold": None, "bandwidth_days": bandwidth_days}
     if not pts:
         return out
@@ -243,22 +260,27 @@ def trend(records: Sequence[dict], bandwidth_days: float = BANDWIDTH_DAYS) -> di
     threshold = float(np.median([thr for _, _, thr in pts]))
     if len(pts) >= 3 and np.ptp(t) > 0 and np.ptp(p) > 0:
         out["spearman_rho"] = round(float(spearmanr(t, p).statistic), 4)
-    for day in np.unique(t):
-        w = np.exp(-0.5 * ((t - day) / bandwidth_days) ** 2)
-        mean = float(np.sum(w * p) / np.sum(w))
-        var = float(np.sum(w * (p - mean) ** 2) / np.sum(w))
-        n_eff = float(np.sum(w) ** 2 / np.sum(w ** 2))
-        half = 1.96 * math.sqrt(var / n_eff) if n_eff > 1 else float("nan")
+    for day, mean, low, high in _smooth(t, p, bandwidth_days, 0.0, 1.0):
         when = (start + timedelta(days=int(day))).isoformat()
-        out["points"].append({"date": when, "p_trend": round(mean, 4),
-                              "low": _round(max(0.0, mean - half)),
-                              "high": _round(min(1.0, mean + half))})
+        out["points"].append({"date": when, "p_trend": round(mean, 4), "low": low, "high": high})
     below = [pt["p_trend"] < threshold for pt in out["points"]]
     for i in range(len(below)):
         if all(below[i:]):
             out["first_day_under_threshold"] = out["points"][i]["date"]
             break
     out["threshold"] = threshold
+    for region in EXAM_REGIONS:
+        rows = sorted((date.fromisoformat(r["date"]), r["scores"][region]) for r in records
+                      if not r.get("error") and r.get("date") and r.get("scores")
+                      and r["scores"].get(region) is not None)
+        if not rows:
+            continue
+        days = np.array([(d - start).days for d, _ in rows], dtype=float)
+        values = np.array([v for _, v in rows], dtype=float)
+        out["regions"][region] = [
+            {"date": (start + timedelta(days=int(day))).isoformat(), "score_trend": round(m, 2),
+             "low": low, "high": high}
+            for day, m, low, high in _smooth(days, values, bandwidth_days, 0.0, 100.0)]
     return out
 
 
