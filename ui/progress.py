@@ -42,7 +42,7 @@ def trend_figure(records: Sequence[dict], summary: dict) -> go.Figure:
         x = [p["date"] for p in pts]
         fig.add_trace(go.Scatter(x=x + x[::-1], y=[p["high"] for p in pts] +
                                  [p["low"] for p in pts][::-1], fill="toself",
-                                 fillcolor="rgba(43,111,143,0.15)", line={"width": 0},
+                                 fillcolor="rgba(43,111,143,0.15)", line={"width": 0}, mode="lines",
                                  hoverinfo="skip", name="95 % band"))
         fig.add_trace(go.Scatter(x=x, y=[p["p_trend"] for p in pts], mode="lines",
                                  line={"color": COLOURS[0], "width": 3},
@@ -73,7 +73,8 @@ def scores_figure(records: Sequence[dict], summary: dict) -> go.Figure:
             high = [p["high"] if p["high"] is not None else p["score_trend"] for p in pts]
             fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself",
                                      fillcolor=colour, opacity=0.12, line={"width": 0},
-                                     hoverinfo="skip", showlegend=False, legendgroup=region))
+                                     mode="lines", hoverinfo="skip", showlegend=False,
+                                     legendgroup=region))
             fig.add_trace(go.Scatter(x=x, y=[p["score_trend"] for p in pts], mode="lines",
                                      line={"color": colour, "width": 3}, name=name,
                                      legendgroup=region,
