@@ -305,6 +305,10 @@ def _dynamic(item: Item, exc: np.ndarray) -> ItemScore:
     peak = exc[_peak(exc)]
     r, l_ = (float(np.median(peak[:, s])) for s in (0, 1))
     strong = max(r, l_)
+    if strong < -item.minimum:  # both sides moved clearly the other way
+        return ItemScore(item, r, l_, None, None,
+                         f"moved the other way ({strong:.1f} {item.unit}): check the segment "
+                         "or redo it")
     if strong < item.minimum:
         return ItemScore(item, r, l_, None, None,
                          f"too little movement ({strong:.1f} {item.unit}, needs "
