@@ -76,21 +76,24 @@ class Item:
     formula: str
     span: float = 0.0  # static and synkinesis: the difference that scores 0
     minimum: float = 0.0  # dynamic: the stronger side's least excursion that can be graded
+    measure: str = ""  # static: the ``SIDE_MEASURES`` entry compared between the sides
 
 
 ITEMS: tuple[Item, ...] = (
     Item("brow_rest", "Brow at rest", "static", "brow", ("rest",), "mm",
          "brow height above the eye line, at the middle of the eye; "
-         "100 * max(0, 1 - |R - L| / 8 mm); the lower brow is the affected side", span=8.0),
+         "100 * max(0, 1 - |R - L| / 8 mm); the lower brow is the affected side", span=8.0,
+         measure="brow_height"),
     Item("eye_rest", "Lid opening at rest", "static", "eye", ("rest",), "mm",
          "palpebral fissure height at the middle of the eye; 100 * max(0, 1 - |R - L| / 4 mm); "
-         "the wider opening is the affected side", span=4.0),
+         "the wider opening is the affected side", span=4.0, measure="palpebral_fissure"),
     Item("midface_rest", "Nasolabial line at rest", "static", "midface", ("rest",), "mm",
          "distance from the nasal ala to the mouth corner; 100 * max(0, 1 - |R - L| / 8 mm); "
-         "the longer line (flat fold, low corner) is the affected side", span=8.0),
+         "the longer line (flat fold, low corner) is the affected side", span=8.0,
+         measure="fold_length"),
     Item("mouth_rest", "Mouth corner at rest", "static", "mouth", ("rest",), "mm",
          "mouth corner's height below the eye line; 100 * max(0, 1 - |R - L| / 8 mm); "
-         "the lower corner is the affected side", span=8.0),
+         "the lower corner is the affected side", span=8.0, measure="commissure_height"),
     Item("brow_raise", "Brow elevation", "dynamic", "brow", ("brow_raise",), "mm",
          "rise of the brow from rest; 100 * weaker / stronger side", minimum=1.5),
     Item("eyes_gentle", "Gentle eye closure", "dynamic", "eye", ("eyes_gentle",), "%",
@@ -268,17 +271,13 @@ def _peak(excursion: np.ndarray) -> np.ndarray:
 
 
 def _static(item: Item, rest: np.ndarray, mm: float) -> ItemScore:
-    r, l_ = (float(np.median(rest[:, s, _M[_STATIC_MEASURE[item.key]]])) * mm for s in (0, 1))
+    r, l_ = (float(np.median(rest[:, s, _M[item.measure]])) * mm for s in (0, 1))
     score = 100.0 * max(0.0, 1.0 - abs(r - l_) / item.span)
     higher = "right" if r > l_ else "left"
     lower = "left" if higher == "right" else "right"
     # brow: the lower one droops; eye, fold, corner height: the larger value is affected
     affected = lower if item.key == "brow_rest" else higher
     return ItemScore(item, r, l_, score, affected if r != l_ else None)
-
-
-_STATIC_MEASURE = {"brow_rest": "brow_height", "eye_rest": "palpebral_fissure",
-                   "midface_rest": "fold_length", "mouth_rest": "commissure_height"}
 
 
 def _excursion(key: str, rows: np.ndarray, base: np.ndarray, mm: float) -> np.ndarray:
@@ -325,84 +324,76 @@ def _synkinesis(item: Item, exc: np.ndarray) -> ItemScore:
     return ItemScore(item, r, l_, score, ("right" if r > l_ else "left") if r != l_ else None)
 
 
+def _grade_item(item: Item, frames: ExamFrames, seg: Mapping[str, np.ndarray],
+                usable: Mapping[str, np.ndarray], rest: np.ndarray, mm: float) -> ItemScore:
+    """One item from the resting frames and the frames of the movements it watches."""
+    none = np.zeros(0, dtype=np.int64)
+    if item.kind == "static":  # open eyes: the iris centres are the steadier reference
+        return _static(item, frames.at_rest[rest], float(np.median(frames.mm_at_rest[rest])))
+    if not any(len(seg.get(m, ())) for m in item.movements):
+        return ItemScore(item, None, None, None, None, "not recorded: record " + " and ".join(
+            MOVEMENTS[m].name.lower() for m in item.movements))
+    base = np.median(frames.measures[rest], axis=0)
+    if item.kind == "dynamic":
+        rows = np.concatenate([usable.get(m, none) for m in item.movements])
+        return _dynamic(item, _excursion(item.key, frames.measures[rows], base, mm))
+    # synkinesis: what the watched region does at the peak frames of each movement
+    peaks = [r[_peak(_excursion(m, frames.measures[r], base, mm))]
+             for m in item.movements if len(r := usable.get(m, none))]
+    rows = np.concatenate(peaks) if peaks else none
+    which = "ocular" if item.key == "ocular_synkinesis" else "oral"
+    return _synkinesis(item, _excursion(which, frames.measures[rows], base, mm))
+
+
+def _movement_result(m: Movement, scored: ScoredMedia, frames: ExamFrames, idx: np.ndarray,
+                     use: np.ndarray, rest: np.ndarray, mm: float) -> MovementResult:
+    """A movement's frames, key frame (its peak; the middle one at rest) and P(palsy)."""
+    key_frame = None
+    if len(use) and len(rest):
+        if m.key == "rest":
+            key_frame = int(use[len(use) // 2])
+        else:
+            base = np.median(frames.measures[rest], axis=0)
+            level = np.nanmean(_excursion(m.key, frames.measures[use], base, mm), axis=1)
+            key_frame = int(use[int(np.nanargmax(level))] if np.isfinite(level).any()
+                            else use[0])
+    p = None
+    p_frames = scored.score().p_frames
+    face = idx[~np.isnan(p_frames[idx])] if len(idx) else idx
+    if len(face):
+        p = file_score(p_frames[face], [scored.frame_flags[t] for t in face])
+    times = scored.analysis.timestamps[idx] if len(idx) else None
+    return MovementResult(m, idx, key_frame, p,
+                          None if times is None else float(times.min()),
+                          None if times is None else float(times.max()))
+
+
 def grade(scored: ScoredMedia, segments: Mapping[str, Sequence[int] | tuple[int, int]],
           frames: ExamFrames | None = None) -> Exam:
     """Grade an exam from a scored video and each movement's frames (``(start, stop)`` or a list
     of frame indices, by ``Movement.key``). Movements without frames are graded as missing."""
-    a: MediaAnalysis = scored.analysis
     frames = frames or ExamFrames.of(scored)
-    n = a.n_frames
+    n = scored.analysis.n_frames
+    none = np.zeros(0, dtype=np.int64)
     seg = {k: _frames_of(v, n) for k, v in segments.items() if k in MOVEMENTS}
     usable = {k: v[frames.usable[v]] if len(v) else v for k, v in seg.items()}
     notes: list[str] = []
-    rest = usable.get("rest", np.zeros(0, dtype=np.int64))
+    rest = usable.get("rest", none)
     if len(rest) == 0:
-        face = np.flatnonzero(frames.usable)
-        rest = face[:1]
+        rest = np.flatnonzero(frames.usable)[:1]
         notes.append("no usable resting frames: the first usable frame stands in for rest")
-    full = scored.score()
-    p_frames, flags = full.p_frames, scored.frame_flags
     if len(rest) == 0:  # no usable face anywhere
-        items = tuple(ItemScore(i, None, None, None, None, "no usable face") for i in ITEMS)
         mm = float("nan")
+        items = tuple(ItemScore(i, None, None, None, None, "no usable face") for i in ITEMS)
     else:
         mm = float(np.median(frames.mm_per_unit[rest]))
-        base = np.median(frames.measures[rest], axis=0)
-        scores = []
-        for item in ITEMS:
-            if item.kind == "static":  # open eyes: the iris centres are the steadier reference
-                scores.append(_static(item, frames.at_rest[rest],
-                                      float(np.median(frames.mm_at_rest[rest]))))
-                continue
-            rows = np.concatenate([usable.get(m, np.zeros(0, np.int64)) for m in item.movements])
-            if not any(len(seg.get(m, ())) for m in item.movements):
-                scores.append(ItemScore(item, None, None, None, None,
-                                        "not recorded: record " + " and ".join(
-                                            MOVEMENTS[m].name.lower() for m in item.movements)))
-                continue
-            if item.kind == "dynamic":
-                exc = _excursion(item.key, frames.measures[rows], base, mm)
-                scores.append(_dynamic(item, exc))
-            else:
-                which = "ocular" if item.key == "ocular_synkinesis" else "oral"
-                # the peak frames of each movement the item watches
-                peaks = []
-                for m in item.movements:
-                    r = usable.get(m, np.zeros(0, np.int64))
-                    if len(r):
-                        own = _excursion(m, frames.measures[r], base, mm)
-                        peaks.append(r[_peak(own)])
-                rows = np.concatenate(peaks) if peaks else np.zeros(0, np.int64)
-                scores.append(_synkinesis(item, _excursion(which, frames.measures[rows], base,
-                                                           mm)))
-        items = tuple(scores)
-    moves = []
-    for m in PROTOCOL:
-        idx = seg.get(m.key, np.zeros(0, dtype=np.int64))
-        use = usable.get(m.key, np.zeros(0, dtype=np.int64))
-        key_frame = None
-        if len(use) and len(rest):
-            if m.key == "rest":
-                key_frame = int(use[len(use) // 2])
-            else:
-                base = np.median(frames.measures[rest], axis=0)
-                own = _excursion(m.key, frames.measures[use], base, mm)
-                level = np.nanmean(own, axis=1)
-                key_frame = int(use[int(np.nanargmax(level))]) if np.isfinite(level).any() \
-                    else int(use[0])
-        p = None
-        if len(idx):
-            face = idx[~np.isnan(p_frames[idx])]
-            if len(face):
-                p = file_score(p_frames[face], [flags[t] for t in face])
-        times = a.timestamps[idx] if len(idx) else np.zeros(0)
-        moves.append(MovementResult(m, idx, key_frame, p,
-                                    float(times.min()) if len(times) else None,
-                                    float(times.max()) if len(times) else None))
-        if not len(idx):
-            notes.append(f"{m.name}: no frames recorded")
-    return Exam(items, tuple(moves), full.p, full.p_left, full.threshold, full.verdict,
-                full.side, mm, full.inconclusive, tuple(notes))
+        items = tuple(_grade_item(i, frames, seg, usable, rest, mm) for i in ITEMS)
+    moves = tuple(_movement_result(m, scored, frames, seg.get(m.key, none),
+                                   usable.get(m.key, none), rest, mm) for m in PROTOCOL)
+    notes += [f"{m.movement.name}: no frames recorded" for m in moves if not len(m.frames)]
+    full = scored.score()
+    return Exam(items, moves, full.p, full.p_left, full.threshold, full.verdict, full.side, mm,
+                full.inconclusive, tuple(notes))
 
 
 # --- Segmenting an uploaded exam video -----------------------------------------------------------
