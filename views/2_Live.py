@@ -171,6 +171,8 @@ def exam_panel() -> None:
         + ("" if ctx.state.playing else "Start the camera first. ")
         + (f"Recorded: {len(status.captured)} of {len(PROTOCOL)} movements."
            if status.captured else ""))
+    st.page_link("views/6_Exam.py", label="Have a recording of the exam? Grade it here",
+                 icon=":material/assignment:")
 
 
 with controls:
