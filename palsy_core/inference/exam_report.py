@@ -147,6 +147,7 @@ def exam_pdf(exam: Exam, scored: ScoredMedia, title: str = "Guided exam report")
     pdf.set_font("Helvetica", "B", 8)
     pdf.multi_cell(0, 4, _latin1(f"{DISCLAIMER} {NOT_VALIDATED}"), border=1, fill=True,
                    new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_fill_color(244, 244, 244)  # table headings; other cells stay white
     pdf.ln(2)
     pdf.set_font("Helvetica", size=9)
     with pdf.table(col_widths=(55, 125), text_align="LEFT", first_row_as_headings=False,
