@@ -101,7 +101,8 @@ def exam_html(exam: Exam, scored: ScoredMedia, title: str = "Guided exam report"
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{REPORT_STYLE}
 .missing{{width:224px;height:224px;background:#eee;display:flex;align-items:center;
-justify-content:center;color:#777}} figcaption{{max-width:224px}}</style></head><body>
+justify-content:center;color:#777}} figcaption{{max-width:224px}}
+td{{white-space:nowrap}} td:last-child{{white-space:normal}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="disclaimer"><strong>{html.escape(DISCLAIMER)}</strong> {html.escape(NOT_VALIDATED)}</p>
 <p class="verdict">{html.escape(exam.verdict.capitalize())}: P(palsy) {pct(exam.p)};
