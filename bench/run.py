@@ -492,7 +492,10 @@ def _live_browser_lines(out: dict, live: dict) -> list[str]:
               "the shown one was when it was shown (a second capture of the same camera, read in "
               "the page). The in-process rate is 1 / the p50 of `LiveScorer.process` above "
               f"({in_process:.1f} frames/s); the page's \"Processing rate\" is how many frames "
-              "the scorer was given and scored per second in the stream (wall clock).", ""]
+              "the scorer was given and scored per second in the stream (wall clock). The "
+              f"camera's {live_browser.CAMERA_FPS} fps caps the shown rate, so the shown / "
+              "in-process ratio can reach at most "
+              f"{min(1.0, live_browser.CAMERA_FPS / in_process):.2f} in this run.", ""]
     return lines
 
 
