@@ -108,12 +108,13 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
                               f"{REGIONS[i.region]}): {i.formula}" for i in ITEMS))
         st.caption("Millimetres use the iris diameter (11.7 mm) of the resting frames as the "
                    "ruler; left and right are the subject's own sides.")
+    # The reports are built when their button is clicked, not on every rerun of the page.
     downloads = st.columns(3)
     downloads[0].download_button(
-        "Report (HTML)", exam_html(exam, scored, title), file_name="exam_report.html",
+        "Report (HTML)", lambda: exam_html(exam, scored, title), file_name="exam_report.html",
         mime="text/html", key=f"{key}_html", icon=":material/description:")
     downloads[1].download_button(
-        "Report (PDF)", exam_pdf(exam, scored, title), file_name="exam_report.pdf",
+        "Report (PDF)", lambda: exam_pdf(exam, scored, title), file_name="exam_report.pdf",
         mime="application/pdf", key=f"{key}_pdf", icon=":material/picture_as_pdf:")
     downloads[2].download_button(
         "Scores (JSON)", json.dumps(exam.to_dict(), indent=2), file_name="exam.json",

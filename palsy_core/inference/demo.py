@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -99,7 +99,7 @@ def exam_frames(rgb: np.ndarray, points: np.ndarray, side: str, effort: float
                 ) -> tuple[list[np.ndarray], dict[str, tuple[int, int]]]:
     """The exam's frames at ``EXAM_FPS`` and each movement's (start, stop) frames at full
     effort (the ground truth of ``exam.find_segments``)."""
-    rgb = rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]
+    rgb = even_sides(rgb)
     n = {k: max(1, round(v * EXAM_FPS)) for k, v in
          {"rest": EXAM_REST_S, "ramp": EXAM_RAMP_S, "hold": EXAM_HOLD_S,
           "pause": EXAM_PAUSE_S}.items()}
@@ -126,25 +126,7 @@ def make_exam_video(source: Path, target: Path, side: str, effort: float) -> Pat
     if det is None:
         raise ValueError(f"no face found in {source}")
     frames, _ = exam_frames(rgb, det.points, side, effort)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.stem}.{os.getpid()}-{threading.get_ident()}.partial"
-                               f"{target.suffix}")
-    try:
-        with av.open(str(partial), "w") as out:
-            stream = out.add_stream("libx264", rate=EXAM_FPS)
-            stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "18", "preset": "medium"}
-            for rgb_frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb_frame, format="rgb24")):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-    return target
+    return write_video(frames, target, Fraction(EXAM_FPS))
 
 
 def make_palsy_video(source: Path, target: Path, side: str, severity: float) -> Path:
@@ -155,26 +137,43 @@ def make_palsy_video(source: Path, target: Path, side: str, severity: float) -> 
     """
     info = probe_video(source)
     fps = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(25)
+
+    def palsied(detector: LandmarkDetector) -> Iterator[np.ndarray]:
+        # iter_video_frames yields at least one frame or raises MediaError.
+        for frame in iter_video_frames(source, sample_fps=0, max_frames=None, max_side=None):
+            rgb = even_sides(frame.rgb)
+            det = detector.detect(rgb, timestamp_ms=round(frame.timestamp_s * 1000))
+            yield rgb if det is None else synthesize_palsy(rgb, det.points, side, severity).rgb
+
+    with make_detector(tracking=True) as detector:
+        return write_video(palsied(detector), target, fps)
+
+
+def even_sides(rgb: np.ndarray) -> np.ndarray:
+    """The frame cropped to even width and height (4:2:0 video needs them)."""
+    return np.ascontiguousarray(rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2])
+
+
+def write_video(frames: Iterable[np.ndarray], target: Path, fps: Fraction) -> Path:
+    """H.264 of RGB frames (cropped to even sides), written atomically at ``target``: a name
+    unique per writer, so two sessions making the same sample never write the same file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per writer: two sessions making the sample at once never write the same file.
     partial = target.with_name(f"{target.stem}.{os.getpid()}-{threading.get_ident()}.partial"
                                f"{target.suffix}")
     try:
-        with make_detector(tracking=True) as detector, av.open(str(partial), "w") as out:
+        with av.open(str(partial), "w") as out:
             stream = None
-            # iter_video_frames yields at least one frame or raises MediaError.
-            for frame in iter_video_frames(source, sample_fps=0, max_frames=None, max_side=None):
-                rgb = frame.rgb[: frame.rgb.shape[0] // 2 * 2, : frame.rgb.shape[1] // 2 * 2]
+            for rgb in frames:
+                rgb = even_sides(rgb)
                 if stream is None:
                     stream = out.add_stream("libx264", rate=fps)
                     stream.width, stream.height = rgb.shape[1], rgb.shape[0]
                     stream.pix_fmt = "yuv420p"
                     stream.options = {"crf": "18", "preset": "medium"}
-                det = detector.detect(rgb, timestamp_ms=round(frame.timestamp_s * 1000))
-                if det is not None:
-                    rgb = synthesize_palsy(rgb, det.points, side, severity).rgb
                 for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                     out.mux(packet)
+            if stream is None:
+                raise ValueError("no frames to write")
             for packet in stream.encode():
                 out.mux(packet)
     except BaseException:
