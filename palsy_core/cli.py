@@ -180,8 +180,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.transfer:
         groups = [g.split(",") for g in args.transfer_group or []]
         transfer = leave_one_source_out(rows, analyses, real, synthetic, config, groups)
-        write_transfer(transfer, cv_dir, config.modalities)
+        verdict = write_transfer(transfer, cv_dir, config.modalities).get("verdict")
         print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
+        if verdict:
+            print(f"verdict: {verdict['name']} ({', '.join(verdict['modalities'])}), chosen on "
+                  f"the transfer check: {verdict['rule']}")
+            extra["verdict_modalities"] = verdict["modalities"]
+            if cv_metrics is not None:  # the CV table marks the same variant
+                cv_metrics["verdict"] = verdict["name"]
+                (cv_dir / "metrics.json").write_text(json.dumps(cv_metrics, indent=2,
+                                                                default=float))
     trained = fit(SampleSet.concat(real, synthetic), config)
     extra["total_seconds"] = time.time() - start
     meta = {**trained.meta, **extra, "cv": args.cv,
@@ -201,6 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_artifacts,
     )
     from palsy_core.inference.scoring import load_model
+    from palsy_core.model.fusion import variant_label
 
     loaded = load_model(args.model)
     rows = read_manifest(args.manifest, check_files=False)  # a missing file fails alone
@@ -219,14 +228,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     df, names = pd.DataFrame.from_records(records), variant_names(loaded)
     seen = seen_in_training(loaded.meta, rows)
     metrics = write_artifacts(df, names, Path(args.out),
-                              {"model": str(args.model), "seen_in_training": seen})
+                              {"model": str(args.model), "seen_in_training": seen,
+                               "verdict": loaded.verdict_name})
     if seen:
         print(f"warning: {len(seen)} of these {len(rows)} files were in the model's training "
               "data; metrics on them measure memory, not screening", file=sys.stderr)
-    fused = metrics["overall"].get("fused", {})
+    verdict = metrics["overall"].get(loaded.verdict_name, {})
     no_face = len(metrics["no_face"]) - errors  # "no_face" lists unreadable files too
-    print(f"evaluated {len(rows)} files -> {args.out}: fused F1 {fused.get('f1', float('nan')):.3f}"
-          f", AUROC {fused.get('auroc') or float('nan'):.3f}; no face in {no_face}"
+    print(f"evaluated {len(rows)} files -> {args.out}: verdict "
+          f"({variant_label(loaded.verdict_name)}) F1 {verdict.get('f1', float('nan')):.3f}"
+          f", AUROC {verdict.get('auroc') or float('nan'):.3f}; no face in {no_face}"
           f"; inconclusive (left out of the metrics) {len(metrics['inconclusive'])}"
           f"; unreadable {errors}")
     return 0
@@ -252,7 +263,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(record), flush=True)
             else:
-                p = record["p_fused"]
+                p = record["p_palsy"]
                 side = f", affected side: {record['side']}" if record["side"] else ""
                 prob = f" (P(palsy) = {p:.2f})" if p is not None else ""
                 quality = ", ".join(f"{k}: {v}" for k, v in record["quality"].items()) or "ok"

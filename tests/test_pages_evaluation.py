@@ -93,8 +93,8 @@ def test_home_page_shows_the_model_card(env, trained, tmp_path):
 
     fused = json.loads((trained.with_name("m_cv") / "metrics.json").read_text())["overall"]["fused"]
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Fused F1"] == f"{fused['f1']:.3f}"
-    assert shown["Fused accuracy"] == f"{fused['accuracy']:.3f}"
+    assert shown["Verdict F1"] == f"{fused['f1']:.3f}"  # no transfer check: every modality
+    assert shown["Verdict accuracy"] == f"{fused['accuracy']:.3f}"
     unsure = json.loads((trained.with_name("m_cv") / "metrics.json").read_text())["inconclusive"]
     assert shown["Files scored"] == str(fused["n"]) == str(12 - len(unsure))
     assert [link.proto.page for link in at.get("page_link")] == [p[2:] for p in PAGES]
@@ -113,10 +113,10 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     modalities = load_model(trained).modalities
     n = len(modalities)  # fused, n without-one, n single, logistic
     shown = dict(_confusions(at))
-    assert list(shown) == [variant_label(v) for v in ("fused", *modalities[:3])]
+    assert list(shown) == [variant_label(v, "fused") for v in ("fused", *modalities[:3])]
     at.multiselect(key="cv_cm").set_value(list(cv["overall"])).run()
     shown = dict(_confusions(at))
-    assert shown == {variant_label(v): m["confusion"] for v, m in cv["overall"].items()}
+    assert shown == {variant_label(v, "fused"): m["confusion"] for v, m in cv["overall"].items()}
     assert len(shown) == 1 + 2 * n + 1
 
     roc = next(s for s in _specs(at) if s["layout"]["title"]["text"] == "ROC")
@@ -125,7 +125,8 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     assert len(legend) == 2 + n  # chance line, fused and each single modality
 
     overall = at.dataframe[0].value
-    assert overall.loc["Fused (all modalities)", "F1"] == round(cv["overall"]["fused"]["f1"], 3)
+    assert overall.loc["Fused (all modalities) (the verdict)", "F1"] == round(
+        cv["overall"]["fused"]["f1"], 3)
     sources = at.dataframe[1].value
     assert set(sources.index) == {"pyfeat", "synthetic"}
     # Both sources hold one class: no AUROC; the healthy one has no precision, recall or F1
@@ -169,13 +170,13 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
             pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
         # Fused, each modality alone (with two modalities, leaving one out is the other), the
         # network's own fusion and the tree baseline.
-        assert list(variants["model"])[:3] == ["Fused (all modalities)",
-                                               "Expression features only",
-                                               "Landmark coordinates only"]
+        v = summary["verdict"]["name"]
+        assert list(variants["model"])[:3] == [variant_label(n, v) for n in
+                                               ("fused", "features", "landmarks")]
         assert "Baseline: gradient-boosted tree on the invariant vectors" in list(
             variants["model"])
         assert list(real["held-out source"]) == ["healthy-a", "healthy-b", "palsy-set"]
-        pooled = summary["variants"]["pooled"]["fused"]
+        pooled = summary["variants"]["pooled"][v]
         assert {m.label: m.value for m in at.metric}["Pooled F1"] == f"{100 * pooled['f1']:.1f}"
         # The home page puts the unseen-source numbers beside the cross-validated ones.
         home = _home(env)
@@ -224,7 +225,7 @@ def test_evaluation_of_own_manifest_lists_bad_files_and_scores_the_rest(
     assert len(result.names) == 1 + 2 * n  # fused, n without-one, n single
     own = dict(_confusions(at)[n_cv:])
     assert len(own) == 4  # fused and the first single modalities open by default
-    assert own[variant_label("fused")] == fused["confusion"]
+    assert own[variant_label("fused", "fused")] == fused["confusion"]
     # The model was trained on these twelve files (its meta names the manifest): said plainly.
     assert sorted(result.seen_in_training) == sorted(
         line.split(",")[0] for line in palsy_manifest.read_text().splitlines()[1:])

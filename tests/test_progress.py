@@ -90,7 +90,7 @@ def test_a_recovery_series_falls_with_the_date(series):
     assert len(bad) == 1 and bad[0]["path"].endswith("2022_03_14.jpg")
     scored = sorted((r for r in records if not r["error"]), key=lambda r: r["date"])
     assert [r["date_source"] for r in scored] == ["file name"] * len(NAMES)
-    p = np.array([r["p_fused"] for r in scored])
+    p = np.array([r["p_palsy"] for r in scored])
     assert p[:3].mean() > p[-3:].mean() + 0.3, p  # severe weeks far above the healed ones
     # The affected side is right wherever the model sees palsy; the left mouth corner droops.
     assert all(r["side"] == "left" for r in scored if r["verdict"] == "palsy suspected")
@@ -134,7 +134,7 @@ def test_progress_command_json_per_file_from_a_zip(series, tmp_path, capsys):
     dates = [r["date"] for r in records]
     assert dates == sorted(dates)  # date order
     good = [r for r in records if not r["error"]]
-    assert {"path", "date", "p_fused", "side", "regions", "verdict"} <= set(good[0])
+    assert {"path", "date", "p_palsy", "side", "regions", "verdict"} <= set(good[0])
     assert set(good[0]["regions"]) == {"brow", "eye", "mouth"}
     assert set(good[0]["scores"]) == {"brow", "eye", "midface", "mouth"}
     assert "Spearman rho (date, P(palsy)):" in err and "FAILED" in err
@@ -162,7 +162,7 @@ def test_progress_page_scores_uploads_from_memory_and_shows_the_trend(series, py
     by_name = {r["path"]: r for r in records}
     assert by_name["IMG_9999.jpg"]["date"] == "2022-03-21"
     assert by_name["IMG_9999.jpg"]["date_source"] == "dates CSV"
-    assert by_name["2022_03_14.jpg"]["error"] and by_name["2022_01_31.png"]["p_fused"] < 0.5
+    assert by_name["2022_03_14.jpg"]["error"] and by_name["2022_01_31.png"]["p_palsy"] < 0.5
     with pytest.raises(ValueError, match="line 2"):
         dates_from_upload(b"name,date\nx.jpg,21/03/2022\n")
 

@@ -59,7 +59,41 @@ def test_video_as_path_or_frames_scores_as_the_stages_do(pyfeat_dir, screener):
     assert len(table) == len(frames) and {"p_fused", "quality_flags"} <= set(table.columns)
     subsets = from_path.subsets()
     assert {"fused", *MODALITY_KEYS} <= set(subsets)
-    assert subsets["fused"].p == pytest.approx(from_path.p)
+    assert subsets[screener.model.verdict_name].p == pytest.approx(from_path.p)
+
+
+def test_the_verdict_fuses_the_modalities_the_model_names(tmp_path, pyfeat_dir):
+    """A checkpoint's ``verdict_modalities`` (chosen by ``make train`` on the transfer check)
+    decide every default score: the file verdict, ``predict``'s record, the live scorer; the
+    other subsets stay available as ablations, and a bad choice is refused on load."""
+    from palsy_core.inference.live import LiveScorer
+    from palsy_core.model.checkpoint import CheckpointError
+    from tests.conftest import make_test_model
+
+    chosen = [m for m in MODALITY_KEYS if m != "blendshapes"]
+    loaded = load_model(make_test_model(tmp_path / "m.pt", verdict_modalities=chosen))
+    assert loaded.verdict_modalities == tuple(chosen)
+    assert loaded.verdict_name == "without_blendshapes"
+    path = pyfeat_dir / "single_face.jpg"
+    scored = ScoredMedia(loaded, analyse_media(path, path.name))
+    default, every = scored.score(), scored.score(MODALITY_KEYS)
+    assert default.enabled == tuple(chosen) and default.name == "without_blendshapes"
+    assert default.p == pytest.approx(scored.score(chosen).p) and default.p != every.p
+    with Screener(loaded) as screener:
+        record = screener.analyse(path).to_dict()
+    assert record["variant"] == "without_blendshapes" and record["modalities"] == chosen
+    assert record["p_palsy"] == pytest.approx(default.p, abs=1e-6)
+    assert record["p_fused"] == pytest.approx(every.p, abs=1e-6)  # still reported, as ablation
+    live = LiveScorer(loaded)
+    try:
+        assert live.enabled == tuple(chosen)
+    finally:
+        live.close()
+    # A model saved without the choice fuses every modality.
+    assert load_model(make_test_model(tmp_path / "all.pt")).verdict_modalities == MODALITY_KEYS
+    for bad in ([], ["nose"], "rgb"):
+        with pytest.raises(CheckpointError, match="verdict modalities"):
+            load_model(make_test_model(tmp_path / "bad.pt", verdict_modalities=bad))
 
 
 def test_to_dict_is_what_predict_json_prints(pyfeat_dir, screener):

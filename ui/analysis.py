@@ -33,7 +33,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from palsy_core.extraction.pipeline import FrameResult, Settings
-from palsy_core.inference.demo import SAMPLE_LABELS, SweepResult, samples
+from palsy_core.inference.demo import SAMPLE_LABELS, VERDICT, SweepResult, samples
 from palsy_core.inference.report import (
     FLAG_NAMES,
     cam_overlay,
@@ -51,6 +51,7 @@ from palsy_core.io.samples import SamplesUnavailable
 from palsy_core.metrics import retake_hint
 from palsy_core.registry import modality
 from palsy_core.settings import SIDES
+from ui.common import verdict_note
 
 # Samples are short; a few frames per second show the model's behaviour over time quickly.
 SAMPLE_SETTINGS = Settings(sample_fps=5.0, max_frames=30)
@@ -271,9 +272,10 @@ def current_analysis(loaded: LoadedModel) -> ScoredMedia | None:
 def modality_toggles(loaded: LoadedModel, scored: ScoredMedia, page: str) -> tuple[str, ...]:
     """A checkbox per modality of the model; the choice is shared across pages (``"enabled"``).
 
-    A modality the analysis lacks (blendshapes without the Tasks detector) is shown disabled.
+    They start as the verdict's modalities (``LoadedModel.verdict_modalities``). A modality the
+    analysis lacks (blendshapes without the Tasks detector) is shown disabled.
     """
-    previous = st.session_state.get("enabled", loaded.modalities)
+    previous = st.session_state.get("enabled", loaded.verdict_modalities)
     cols = st.columns(len(loaded.modalities))
     enabled = []
     for col, key in zip(cols, loaded.modalities, strict=True):
@@ -285,6 +287,10 @@ def modality_toggles(loaded: LoadedModel, scored: ScoredMedia, page: str) -> tup
         if on and available:
             enabled.append(key)
     st.session_state["enabled"] = tuple(enabled)
+    if verdict_note(loaded):
+        st.caption(verdict_note(loaded))
+    elif set(enabled) != set(loaded.verdict_modalities):
+        st.caption("Some modalities are off: this is an ablation, not the model's own verdict.")
     return tuple(enabled)
 
 
@@ -470,13 +476,13 @@ def subsets_table(scored: ScoredMedia, enabled: Sequence[str]) -> pd.DataFrame:
 
 
 def sweep_figure(result: SweepResult, threshold: float) -> go.Figure:
-    """P(palsy) against synthetic severity, per modality alone and fused."""
+    """P(palsy) against synthetic severity, per modality alone and the verdict's fusion."""
     fig = go.Figure()
     for i, (variant, part) in enumerate(result.table.groupby("variant", sort=False)):
-        fused = variant == "fused"
+        fused = variant == VERDICT
         fig.add_trace(go.Scatter(
             x=part.severity, y=part.p, mode="lines+markers",
-            name="fused (all)" if fused else f"{name_of(variant)} alone",
+            name="the verdict" if fused else f"{name_of(variant)} alone",
             line={"width": 4 if fused else 2, "color": "black" if fused else COLOURS[i - 1]}))
     fig.add_hline(y=threshold, line_dash="dash", line_color="grey", annotation_text="threshold")
     fig.update_layout(xaxis_title=f"synthetic palsy severity (subject's {result.side} side)",

@@ -10,6 +10,7 @@ import streamlit as st
 
 from palsy_core.inference.scoring import LoadedModel, load_model
 from palsy_core.model.checkpoint import CheckpointError
+from palsy_core.registry import modality
 from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER
 
 
@@ -70,3 +71,15 @@ def get_model() -> LoadedModel | None:
 
 def disclaimer() -> None:
     st.warning(DISCLAIMER, icon=":material/warning:")
+
+
+def verdict_note(loaded: LoadedModel) -> str:
+    """One sentence on which modalities the verdict fuses and why (empty when it fuses all)."""
+    left_out = [m for m in loaded.modalities if m not in loaded.verdict_modalities]
+    if not left_out:
+        return ""
+    names = " and ".join(modality(m).name for m in left_out)
+    return (f"The verdict fuses {len(loaded.verdict_modalities)} of the "
+            f"{len(loaded.modalities)} modalities: without {names}, the choice that carried over "
+            "best to photo sources the model never saw (leave-one-source-out check, model card). "
+            f"Switch {names} on to see the full fusion.")

@@ -29,6 +29,7 @@ from palsy_core.evaluation.evaluate import (
     metrics_from_predictions,
     seen_in_training,
     transfer_tables,
+    transfer_verdict,
     variant_names,
 )
 from palsy_core.extraction.pipeline import Settings
@@ -114,16 +115,18 @@ def evaluate_manifest(
                for r in rows]
     errors = {**refused, **{p: rec["error"] for p, rec in done.items() if rec.get("error")}}
     df, names = pd.DataFrame.from_records(records), variant_names(loaded)
-    return EvaluationResult(title or f"`{manifest.name}`", metrics_from_predictions(df, names),
-                            df, names,
+    metrics = {**metrics_from_predictions(df, names), "verdict": loaded.verdict_name}
+    return EvaluationResult(title or f"`{manifest.name}`", metrics, df, names,
                             {r.rel: errors[r.path] for r in rows if r.path in errors},
                             seen_in_training(loaded.meta,
                                              [r for r in rows if r.path not in errors]))
 
 
-def metrics_table(block: dict, names: list[str]) -> pd.DataFrame:
-    """One row per variant: files, precision, recall, F1, accuracy, AUROC, mean threshold."""
-    rows = {variant_label(n): {label: block[n].get(k) for k, label in METRIC_COLUMNS.items()}
+def metrics_table(block: dict, names: list[str], verdict: str | None = None) -> pd.DataFrame:
+    """One row per variant: files, precision, recall, F1, accuracy, AUROC, mean threshold (the
+    ``verdict`` variant marked)."""
+    rows = {variant_label(n, verdict): {label: block[n].get(k)
+                                        for k, label in METRIC_COLUMNS.items()}
             for n in names if n in block}
     return pd.DataFrame.from_dict(rows, orient="index").apply(pd.to_numeric).round(3)
 
@@ -249,7 +252,12 @@ def show_problem(exc: Exception) -> None:
 def show_evaluation(result: EvaluationResult, key: str) -> None:
     """All evaluation views of one result; ``key`` keeps widget keys apart between results."""
     overall = result.metrics.get("overall", {})
-    names = [n for n in result.names if n in overall]
+    verdict = result.metrics.get("verdict") or "fused"
+    names = sorted((n for n in result.names if n in overall), key=lambda n: n != verdict)
+
+    def label(name: str) -> str:
+        return variant_label(name, verdict)
+
     st.markdown(f"**{result.title}**: {result.metrics.get('n_files', len(result.predictions))} "
                 f"files, {len(result.no_face)} without a face, {len(result.errors)} unreadable.")
     if result.seen_in_training:
@@ -275,22 +283,23 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     if not names:
         st.warning("No file could be scored, so there are no metrics to show.")
         return
-    st.dataframe(metrics_table(overall, names), key=f"{key}_metrics")
+    st.dataframe(metrics_table(overall, names, verdict), key=f"{key}_metrics")
 
     st.subheader("Confusion matrices")
     st.caption("Rows are the true class, columns the prediction; colour is the share of each "
                "true class. Thresholds are the model's own (per fold in cross-validation).")
-    singles = [n for n in ("fused", *(m.key for m in MODALITIES)) if n in names]
-    chosen = st.multiselect("Variants", names, default=singles[:4], format_func=variant_label,
+    singles = list(dict.fromkeys(n for n in (verdict, "fused", *(m.key for m in MODALITIES))
+                                 if n in names))
+    chosen = st.multiselect("Variants", names, default=singles[:4], format_func=label,
                             key=f"{key}_cm")
     cols = st.columns(4)
     for i, name in enumerate(chosen):
         with cols[i % 4]:
-            st.plotly_chart(confusion_figure(overall[name], variant_label(name)),
+            st.plotly_chart(confusion_figure(overall[name], label(name)),
                             key=f"{key}_cm_{name}")
 
     st.subheader("ROC and precision-recall curves")
-    picked = st.multiselect("Variants", names, default=singles, format_func=variant_label,
+    picked = st.multiselect("Variants", names, default=singles, format_func=label,
                             key=f"{key}_curves")
     curves = curves_for(conclusive, picked)
     if curves:
@@ -302,7 +311,7 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
         st.info("Curves need scored files of both classes (healthy and palsy).")
 
     st.subheader("Per source and per subject")
-    name = st.selectbox("Variant", names, format_func=variant_label, key=f"{key}_table")
+    name = st.selectbox("Variant", names, format_func=label, key=f"{key}_table")
     st.dataframe(per_source_table(result.metrics, name), key=f"{key}_sources",
                  column_config={"files right": st.column_config.NumberColumn(
                      help="share of the source's files on the right side of the threshold"),
@@ -320,8 +329,9 @@ def load_transfer(cv_dir: Path) -> dict | None:
 
 
 def pooled_transfer(summary: dict | None) -> dict | None:
-    """The fused model's pooled metrics on the transfer check, None when there are none."""
-    return ((summary or {}).get("variants", {}).get("pooled", {}) or {}).get("fused")
+    """The verdict's pooled metrics on the transfer check, None when there are none."""
+    pooled = (summary or {}).get("variants", {}).get("pooled", {}) or {}
+    return pooled.get(transfer_verdict(summary))
 
 
 def show_transfer(cv_dir: Path) -> None:

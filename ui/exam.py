@@ -52,12 +52,12 @@ def show_exam(exam: Exam, scored: ScoredMedia, key: str, title: str,
     redo button when ``redo`` is given), the formulas and the downloads."""
     st.info(NOT_VALIDATED, icon=":material/info:")
     verdict = st.columns([3, 2, 2])
-    verdict[0].metric("Fused model", exam.verdict,
+    verdict[0].metric("Model verdict", exam.verdict,
                       help=f"P(palsy) {_pct(exam.p)} over every exam frame; threshold "
                            f"{_pct(exam.threshold)}")
     verdict[1].metric("P(palsy), all movements", _pct(exam.p))
     verdict[2].metric("Affected side (model)", _side(exam.model_side),
-                      help="The subject's own side, from the fused model.")
+                      help="The subject's own side, from the model's verdict.")
     if exam.inconclusive:
         st.warning(f"No verdict from the model: {exam.inconclusive}.")
     grades = st.columns(5)

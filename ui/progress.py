@@ -35,7 +35,7 @@ def score_uploads(loaded: LoadedModel, uploads: Sequence, dates: dict[str, date]
 
 def trend_figure(records: Sequence[dict], summary: dict) -> go.Figure:
     """P(palsy) per dated file, the smoothed trend with its 95 % band, the threshold."""
-    dated = [r for r in records if r.get("date") and r.get("p_fused") is not None]
+    dated = [r for r in records if r.get("date") and r.get("p_palsy") is not None]
     pts = summary["points"]
     fig = go.Figure()
     if pts:
@@ -47,7 +47,7 @@ def trend_figure(records: Sequence[dict], summary: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=[p["p_trend"] for p in pts], mode="lines",
                                  line={"color": COLOURS[0], "width": 3},
                                  name=f"trend ({summary['bandwidth_days']:g}-day kernel)"))
-    fig.add_trace(go.Scatter(x=[r["date"] for r in dated], y=[r["p_fused"] for r in dated],
+    fig.add_trace(go.Scatter(x=[r["date"] for r in dated], y=[r["p_palsy"] for r in dated],
                              mode="markers", marker={"color": COLOURS[1], "size": 9},
                              text=[r["path"] for r in dated], name="one file",
                              hovertemplate="%{x}: P(palsy) %{y:.2f}<br>%{text}<extra></extra>"))

@@ -4,7 +4,7 @@ import streamlit as st
 
 from palsy_core.registry import MODALITIES
 from palsy_core.settings import artifacts_dir
-from ui.common import PAGES, disclaimer, get_model, model_path
+from ui.common import PAGES, disclaimer, get_model, model_path, verdict_note
 from ui.evaluation import (
     load_cv,
     load_transfer,
@@ -23,7 +23,9 @@ st.markdown(
     "run on the face and on its mirror image). Every view is compared with its own mirror image, "
     "so identity, lighting and photo style cancel and asymmetry remains. A network per view "
     "feeds a learned weighted fusion, which gives P(palsy) and the likely affected side; each "
-    "frame is scored as seen and mirrored. Everything runs offline on this computer."
+    "frame is scored as seen and mirrored. Which views the verdict fuses is chosen on how well "
+    "they carry over to photo sources the model never saw (below). Everything runs offline on "
+    "this computer."
 )
 
 st.markdown(
@@ -47,7 +49,11 @@ if loaded is not None:
         st.subheader("Modalities")
         for key in loaded.modalities:
             m = names[key]
-            st.markdown(f"- **{m.name}**: {m.description}")
+            off = "" if key in loaded.verdict_modalities else " *(not in the verdict)*"
+            st.markdown(f"- **{m.name}**{off}: {m.description}")
+        if loaded.verdict_modalities != loaded.modalities:
+            st.caption(f"{verdict_note(loaded)} Every subset can be compared on the Ablation "
+                       "page.")
     with right:
         st.subheader("Learned fusion weights")
         st.plotly_chart(weights_figure(loaded.fusion_weights()), key="home_weights")
@@ -59,28 +65,30 @@ if loaded is not None:
         cv = load_cv(artifacts_dir(model_path()))
         overall = cv.metrics["overall"] if cv else None
         origin = f"`{artifacts_dir(model_path())}`"
-    if overall and "fused" in overall:
+    verdict = loaded.verdict_name
+    if overall and verdict in overall:
         pooled = pooled_transfer(load_transfer(artifacts_dir(model_path())))
         if pooled:
             st.warning(
                 "Cross-validation inside one collection flatters a model. On a source it has "
                 f"never seen (each source held out in turn against held-out people of the other "
-                f"class), the fused model scores F1 {pooled['f1']:.3f}, AUROC "
+                f"class), the verdict scores F1 {pooled['f1']:.3f}, AUROC "
                 f"{pooled['auroc'] or float('nan'):.3f} and accuracy {pooled['accuracy']:.3f} "
                 f"over {pooled['n']} scored files; expect numbers like these on photos from a new "
                 "clinic. Details on the Evaluation page.")
-        fused = overall["fused"]
+        chosen = overall[verdict]
         *cols, files = st.columns(4)
         for col, (label, key) in zip(cols, (("F1", "f1"), ("AUROC", "auroc"),
                                             ("accuracy", "accuracy")), strict=True):
-            col.metric(f"Fused {label}", "n/a" if fused[key] is None else f"{fused[key]:.3f}")
-        files.metric("Files scored", fused["n"])
+            col.metric(f"Verdict {label}", "n/a" if chosen[key] is None else f"{chosen[key]:.3f}")
+        files.metric("Files scored", chosen["n"])
         st.caption(f"From {origin}. Each fold is scored at its own fold model's threshold (the "
                    "table's threshold column is their mean); the loaded model's own decision "
-                   f"threshold is {loaded.threshold(loaded.modalities):.3f}, chosen on its "
+                   f"threshold is {loaded.threshold(loaded.verdict_modalities):.3f}, chosen on its "
                    "validation split.")
         with st.expander("Every modality subset and baseline"):
-            st.dataframe(metrics_table(overall, list(overall)), key="home_metrics")
+            st.dataframe(metrics_table(overall, sorted(overall, key=lambda n: n != verdict),
+                                       verdict), key="home_metrics")
     else:
         st.info("This model was trained without cross-validation, so there are no "
                 "cross-validated metrics to show.")

@@ -15,7 +15,7 @@ from palsy_core.inference.exam_live import CAPTURE_S, COUNTDOWN_S, grade_recordi
 from palsy_core.inference.live import OVERLAYS, LiveScorer
 from palsy_core.metrics import FLAG_NAMES, retake_hint
 from palsy_core.registry import modality
-from ui.common import disclaimer, get_model
+from ui.common import disclaimer, get_model, verdict_note
 from ui.exam import show_exam
 from ui.live import (
     ICE_ENV,
@@ -66,8 +66,11 @@ with controls:
     scorer.set_observer(recorder.observe if exam_mode else None)
     st.subheader("Modalities")
     enabled = [m for m in scorer.modalities
-               if st.toggle(modality(m).name, value=True, key=f"live_modality_{m}",
+               if st.toggle(modality(m).name, value=m in loaded.verdict_modalities,
+                            key=f"live_modality_{m}",
                             help=modality(m).description)]
+    if verdict_note(loaded):
+        st.caption(verdict_note(loaded))
     if enabled:
         scorer.set_enabled(enabled)
     else:

@@ -73,7 +73,7 @@ st.dataframe(ua.subsets_table(scored, enabled), hide_index=True, key="subsets_ta
 st.subheader("Severity sweep")
 st.markdown("Synthetic one-sided palsy of growing severity is drawn on one face of this input "
             "(`palsy_core.face.synth`); each version is detected and analysed from scratch and "
-            "scored by the fused model and by each modality alone.")
+            "scored by the model's verdict and by each modality alone.")
 t, side, steps = ua.sweep_controls(scored)
 if st.button("Run the sweep", icon=":material/trending_up:", key="run_sweep"):
     with st.spinner(f"Synthesising and analysing {steps} faces…"):
@@ -81,7 +81,7 @@ if st.button("Run the sweep", icon=":material/trending_up:", key="run_sweep"):
                                                    np.linspace(0.0, 1.0, steps))
 result = st.session_state.get("sweep")
 if result is not None:
-    st.plotly_chart(ua.sweep_figure(result, loaded.threshold(scored.modalities)),
+    st.plotly_chart(ua.sweep_figure(result, loaded.threshold(loaded.verdict_modalities)),
                     key="sweep_chart")
     cols = st.columns(len(result.frames))
     for col, sev, frame in zip(cols, result.severities, result.frames, strict=True):

@@ -64,7 +64,7 @@ st.plotly_chart(scores_figure(records, summary), key="progress_scores")
 
 table = pd.DataFrame([{
     "file": r["path"], "date": r["date"], "date from": r["date_source"],
-    "P(palsy)": r.get("p_fused"), "verdict": r.get("verdict") or "",
+    "P(palsy)": r.get("p_palsy"), "verdict": r.get("verdict") or "",
     "side": r.get("side") or "",
     **{f"{region} R-L (mm)": (r.get("regions") or {}).get(region, {}).get("difference")
        for region in REGIONS},

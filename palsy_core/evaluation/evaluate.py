@@ -171,8 +171,14 @@ def _pct(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
 
 
+def transfer_verdict(summary: dict | None) -> str:
+    """The variant the model trained with this check decides with (``fused`` for a check run
+    before the choice was made)."""
+    return ((summary or {}).get("verdict") or {}).get("name") or "fused"
+
+
 def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Display tables (percent) for the card and the dashboard: the fused model per held-out
+    """Display tables (percent) for the card and the dashboard: the verdict per held-out
     source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
     modality alone, each leave-one-out subset, the network's own fusion and the GBT baseline)
     pooled and per fold."""
@@ -180,8 +186,9 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     per_fold = variants.get("per_fold", {})
     real = []
     unsure = summary.get("inconclusive", {})
+    verdict = transfer_verdict(summary)
     for fold, block in per_fold.items():
-        m, t = block["fused"], summary["trained_on"][fold]
+        m, t = block[verdict], summary["trained_on"][fold]
         u = unsure.get(fold, {})
         real.append({"held-out source": fold, "class": m["held_out_class"],
                      "AUROC %": _pct(m["auroc"]),
@@ -203,7 +210,7 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                           "affected side correct %": _pct(m["side_accuracy"])})
     rows = []
     for name, m in variants.get("pooled", {}).items():
-        rows.append({"model": variant_label(name), "pooled AUROC %": _pct(m["auroc"]),
+        rows.append({"model": variant_label(name, verdict), "pooled AUROC %": _pct(m["auroc"]),
                      "pooled F1 %": _pct(m["f1"]),
                      "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
                                                      for b in per_fold.values())),

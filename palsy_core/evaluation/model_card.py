@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palsy_core.evaluation.evaluate import transfer_tables
+from palsy_core.evaluation.evaluate import transfer_tables, transfer_verdict
 from palsy_core.inference.scoring import load_model
 from palsy_core.model.fusion import variant_label
 from palsy_core.settings import DISCLAIMER
@@ -24,11 +24,12 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}"
 
 
-def _row_label(name: str) -> str:
-    return f"**{variant_label(name)}**" if name == "fused" else variant_label(name)
+def _row_label(name: str, verdict: str) -> str:
+    label = variant_label(name, verdict)
+    return f"**{label}**" if name == verdict else label
 
 
-def table(block: dict, names: list[str]) -> str:
+def table(block: dict, names: list[str], verdict: str = "fused") -> str:
     rows = ["| model | precision | recall | F1 | accuracy | AUROC "
             "| confusion [[TN, FP], [FN, TP]] |",
             "|---|---|---|---|---|---|---|"]
@@ -36,44 +37,46 @@ def table(block: dict, names: list[str]) -> str:
         m = block.get(n)
         if m is None:
             continue
-        rows.append(f"| {_row_label(n)} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
+        rows.append(f"| {_row_label(n, verdict)} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
                     f"{_fmt(m['f1'])} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
                     f"{m['confusion']} |")
     return "\n".join(rows)
 
 
-def target_lines(cv: dict) -> list[str]:
+def target_lines(cv: dict, chosen: str = "fused") -> list[str]:
+    """The in-collection targets, checked on the verdict's variant ``chosen``."""
     overall = cv["overall"]
-    fused = overall["fused"]
+    fused = overall[chosen]
+    who = variant_label(chosen, chosen)
     lines = []
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
-    lines.append(f"- Fused F1 >= {TARGETS['f1']:.2f}: {fused['f1']:.3f}, "
+    lines.append(f"- {who}: F1 >= {TARGETS['f1']:.2f}: {fused['f1']:.3f}, "
                  f"{verdict(fused['f1'] >= TARGETS['f1'])}.")
     auc = fused["auroc"] or 0.0
-    lines.append(f"- Fused AUROC >= {TARGETS['auroc']:.2f}: {auc:.3f}, "
+    lines.append(f"- {who}: AUROC >= {TARGETS['auroc']:.2f}: {auc:.3f}, "
                  f"{verdict(auc >= TARGETS['auroc'])}.")
     for source, block in cv["per_source"].items():
-        acc = block["fused"]["accuracy"]
+        acc = block[chosen]["accuracy"]
         lines.append(f"- Accuracy >= {TARGETS['source_accuracy']:.2f} within `{source}` "
-                     f"(n={block['fused']['n']}): {acc:.3f}, "
+                     f"(n={block[chosen]['n']}): {acc:.3f}, "
                      f"{verdict(acc >= TARGETS['source_accuracy'])}.")
     # Single modalities (alone in the fused model, and separately trained) and the baseline;
     # leave-one-out subsets are reported but are not single modalities.
-    others = {n: m for n, m in overall.items() if n != "fused" and "+" not in n
+    others = {n: m for n, m in overall.items() if n not in ("fused", chosen) and "+" not in n
               and not n.startswith("without_")}
     beaten = [n for n, m in others.items() if fused["f1"] > m["f1"]
               and (fused["auroc"] or 0) > (m["auroc"] or 0)]
     lost = sorted(set(others) - set(beaten))
-    lines.append(f"- Fused above every single modality (alone and separately trained) and the "
-                 f"logistic-regression baseline, in both F1 and AUROC: {verdict(not lost)}"
+    lines.append(f"- The verdict above every single modality (alone and separately trained) "
+                 f"and the logistic-regression baseline, in both F1 and AUROC: {verdict(not lost)}"
                  + (f"; not above: {', '.join(lost)}." if lost else "."))
     return lines
 
 
-def source_table(per_source: dict, names: list[str]) -> str:
+def source_table(per_source: dict, names: list[str], verdict: str = "fused") -> str:
     """Accuracy per source (most sources hold one class, where precision and F1 mean nothing)."""
     sources = list(per_source)
     head = " | ".join(f"{src} (n={next(iter(per_source[src].values()))['n']})"
@@ -82,7 +85,7 @@ def source_table(per_source: dict, names: list[str]) -> str:
     for n in names:
         cells = [_fmt(per_source[src][n]["accuracy"]) if n in per_source[src] else "n/a"
                  for src in sources]
-        rows.append(f"| {_row_label(n)} | {' | '.join(cells)} |")
+        rows.append(f"| {_row_label(n, verdict)} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -107,26 +110,28 @@ def transfer_targets(transfer: dict) -> list[str]:
     lines = []
     pooled = transfer.get("variants", {}).get("pooled", {})
     per_fold = transfer.get("variants", {}).get("per_fold", {})
-    if "fused" not in pooled:
+    chosen = transfer_verdict(transfer)
+    if chosen not in pooled:
         return ["- No transfer check was run."]
+    lines += [f"Checked on the verdict: {variant_label(chosen)}.", ""]
     for fold, block in per_fold.items():
-        m = block["fused"]
+        m = block[chosen]
         auc, right = m["auroc"] or 0.0, m["held_out_correct"] or 0.0
         lines.append(f"- `{fold}`: AUROC {auc:.3f} (>= {TRANSFER_TARGETS['auroc']:.2f} "
                      f"{verdict(auc >= TRANSFER_TARGETS['auroc'])}); {m['held_out_class']} "
                      f"files right at the model's own threshold {right:.3f} (>= "
                      f"{TRANSFER_TARGETS['held_out']:.2f} "
                      f"{verdict(right >= TRANSFER_TARGETS['held_out'])}).")
-    f = pooled["fused"]
+    f = pooled[chosen]
     lines.append(f"- Pooled, each fold centred on its own threshold: AUROC "
                  f"{(f['auroc'] or 0):.3f} (>= {TRANSFER_TARGETS['auroc']:.2f} "
                  f"{verdict((f['auroc'] or 0) >= TRANSFER_TARGETS['auroc'])}), F1 {f['f1']:.3f} "
                  f"(>= {TRANSFER_TARGETS['f1']:.2f} "
                  f"{verdict(f['f1'] >= TRANSFER_TARGETS['f1'])}).")
-    singles = [n for n in pooled if n != "fused" and not n.startswith("without_")]
+    singles = [n for n in pooled if n not in ("fused", chosen) and not n.startswith("without_")]
     lost = [n for n in singles if not (f["f1"] > pooled[n]["f1"]
                                        and (f["auroc"] or 0) > (pooled[n]["auroc"] or 0))]
-    lines.append("- Fused above every single modality, the late-fusion variant and the "
+    lines.append("- The verdict above every single modality, the late-fusion variant and the "
                  "gradient-boosted-tree baseline (pooled AUROC and F1): "
                  + verdict(not lost) + (f"; not above: {', '.join(lost)}." if lost else "."))
     syn = transfer.get("synthetic", {}).get("pooled")
@@ -160,6 +165,15 @@ def transfer_section(transfer: dict) -> list[str]:
              "counted in the table. Numbers in percent; the scored rows are in "
              "`transfer_predictions.csv` and `transfer_synthetic.csv` next to `transfer.json`.",
              ""]
+    chosen = transfer.get("verdict")
+    if chosen:
+        gains = ", ".join(f"{variant_label(n)} {100 * m['auroc']:.1f} / {100 * m['f1']:.1f}"
+                          for n, m in chosen["candidates"].items())
+        parts += [f"**The verdict: {variant_label(chosen['name'])}.** The check chooses which "
+                  f"modalities the shipped verdict fuses: {chosen['rule']}. Candidates, pooled "
+                  f"AUROC / F1 in percent: {gains}. This is a choice made on the check reported "
+                  "here, so its numbers are optimistic by that one choice. The table below is "
+                  "the verdict's, fold by fold.", ""]
     if len(real):
         parts.append(_markdown(real))
     if len(variants):
@@ -171,7 +185,8 @@ def transfer_section(transfer: dict) -> list[str]:
                   "trained on the same files:", "", _markdown(variants)]
     if len(synthetic):
         parts += ["", "Synthetic one-sided palsy made from each held-out source's healthy "
-                  "faces, against their severity-0 controls, scored by the fold's fused model:",
+                  "faces, against their severity-0 controls, scored by the fold model's verdict "
+                  f"({variant_label(transfer_verdict(transfer))}):",
                   "", _markdown(synthetic)]
     for source, why in transfer.get("skipped", {}).items():
         parts += ["", f"`{source}` was not held out: {why}."]
@@ -184,7 +199,8 @@ def render(model_path: Path, cv_dir: Path) -> str:
     meta = loaded.meta
     transfer = cv_dir / "transfer.json"
     cv = json.loads((cv_dir / "metrics.json").read_text())
-    names = list(cv["overall"])
+    chosen = loaded.verdict_name
+    names = sorted(cv["overall"], key=lambda n: n != chosen)
     wtxt = ", ".join(f"{m} {w:.2f}" for m, w in loaded.fusion_weights().items())
     tc = meta.get("train_config", {})
     parts = [
@@ -206,9 +222,12 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "seen and mirrored and the two are averaged, so a face and its mirror image get the "
         "same P(palsy).",
         f"- Learned fusion weights (all modalities on): {wtxt}.",
-        f"- Decision threshold {meta['threshold']:.3f}, chosen on a subject-grouped validation "
-        "split of the training data (maximum balanced accuracy, mirror-averaged scores); one "
-        "threshold per modality subset is stored.",
+        f"- The verdict: {variant_label(chosen)} "
+        f"({', '.join(loaded.verdict_modalities)}), chosen on the transfer check below "
+        "(`meta[\"verdict_modalities\"]`); the other subsets are ablations. Its decision "
+        f"threshold {loaded.threshold(loaded.verdict_modalities):.3f} was chosen on a "
+        "subject-grouped validation split of the training data (maximum balanced accuracy, "
+        "mirror-averaged scores); one threshold per modality subset is stored.",
         "",
         "## Data",
         f"- `{meta.get('manifest')}`: {meta.get('files')} files, "
@@ -241,16 +260,16 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "model with the other modalities switched off; \"Unimodal network\" rows are trained on "
         "one modality alone.",
         "",
-        table(cv["overall"], names),
+        table(cv["overall"], names, chosen),
         "",
         "### Accuracy per source",
         "Palsy-only sources: accuracy = recall; healthy-only sources: accuracy = specificity. "
         "Full per-source metrics and confusion matrices "
         "are in `models/default_cv/metrics.json`.",
         "",
-        source_table(cv["per_source"], names),
+        source_table(cv["per_source"], names, chosen),
         "",
-        "### Targets inside the collection", *target_lines(cv)]
+        "### Targets inside the collection", *target_lines(cv, chosen)]
     if transfer.is_file():
         # The card leads with the check we choose on: right after what the model is.
         at = parts.index("## Data")

@@ -37,6 +37,7 @@ DEMO_VERSION = 1
 # Margin (fraction of the crop) around an aligned face before re-detection in the sweep, so the
 # detector sees the whole face rather than a frame-filling crop.
 SWEEP_PAD = 0.25
+VERDICT = "verdict"  # the sweep table's row for the model's own verdict (its chosen modalities)
 
 
 SAMPLE_LABELS = {
@@ -193,7 +194,7 @@ class SweepResult:
     side: str
     severities: np.ndarray  # (K,)
     frames: list[FrameResult]  # the analysed synthetic faces, one per severity
-    table: pd.DataFrame  # long form: severity, variant ("fused" or a modality), p (NaN: no face)
+    table: pd.DataFrame  # long form: severity, variant (VERDICT or a modality), p (NaN: no face)
 
 
 def padded_face(analysis: MediaAnalysis, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +222,7 @@ def severity_sweep(
     detector: LandmarkDetector | None = None,
 ) -> SweepResult:
     """Synthetic palsy at each severity on frame ``t``'s face, each analysed from scratch and
-    scored by the fused model and by every modality alone.
+    scored by the verdict's fusion and by every modality alone.
 
     One static detector serves every severity (made here when not given).
     """
@@ -237,7 +238,8 @@ def severity_sweep(
             frames.append(frame)
             scored = ScoredMedia(loaded, MediaAnalysis.from_frames(
                 f"{analysis.name} severity {sev:g}", "photo", settings, [frame]))
-            variants = [("fused", scored.modalities)] + [(m, (m,)) for m in scored.modalities]
+            variants = [(VERDICT, loaded.verdict_modalities)] + [(m, (m,))
+                                                                 for m in scored.modalities]
             for name, subset in variants:
                 p = scored.score(subset).p
                 rows.append({"severity": float(sev), "variant": name,

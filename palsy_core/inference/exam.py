@@ -240,7 +240,7 @@ class Exam:
             return None if v is None or not np.isfinite(v) else round(float(v), 2)
 
         return {
-            "p_fused": num(self.p), "verdict": self.verdict, "model_side": self.model_side,
+            "p_palsy": num(self.p), "verdict": self.verdict, "model_side": self.model_side,
             "threshold": num(self.threshold), "inconclusive": self.inconclusive,
             "exam_side": self.side,
             "scores": {"total": num(self.total), **{k: num(self.mean(kind=k)) for k in KINDS},
@@ -252,7 +252,7 @@ class Exam:
                        "note": s.note, "formula": s.item.formula} for s in self.items],
             "movements": [{"key": m.movement.key, "name": m.movement.name,
                            "frames": len(m.frames), "start_s": num(m.start_s),
-                           "end_s": num(m.end_s), "p_fused": num(m.p)}
+                           "end_s": num(m.end_s), "p_palsy": num(m.p)}
                           for m in self.movements],
             "notes": list(self.notes),
         }

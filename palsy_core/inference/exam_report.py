@@ -1,6 +1,6 @@
 """The guided exam's report: one self-contained HTML file and a printable PDF (fpdf2).
 
-Both show the same content: the fused model's P(palsy) and affected side, the eFACE-style scores
+Both show the same content: the model verdict's P(palsy) and affected side, the eFACE-style scores
 (total, static, dynamic, synkinesis, per region), the regional table with each side's values, the
 key frame of every movement with its landmarks drawn and its own P(palsy), every item's formula,
 and the statement that the grades are computed, not clinically validated. Images are embedded
@@ -44,7 +44,7 @@ def side_text(side: str | None) -> str:
 def summary_rows(exam: Exam) -> list[tuple[str, str]]:
     """(label, value) lines of the report's summary, shared by the HTML, the PDF and the page."""
     return [
-        ("Fused model", f"{exam.verdict}: P(palsy) {pct(exam.p)} (threshold "
+        ("Model verdict", f"{exam.verdict}: P(palsy) {pct(exam.p)} (threshold "
                         f"{pct(exam.threshold)}), affected side {side_text(exam.model_side)}"),
         ("Exam total (0-100, 100 normal)", _score(exam.total)),
         *((f"{KIND_NAMES[k]} score", _score(exam.mean(kind=k))) for k in KINDS),
@@ -117,7 +117,7 @@ synkinesis: movement where there should be none). Scores are 0-100, 100 normal.<
 <h2>How each item is scored</h2><dl>{formulas}</dl>
 <p><small>palsy-fusion {__version__}, {stamp}. Left and right are the subject's own sides.
 Millimetres use the iris diameter (11.7 mm) of the resting frames as the ruler. P(palsy) per
-movement is the fused model's score over that movement's frames.</small></p>
+movement is the model verdict's score over that movement's frames.</small></p>
 </body></html>
 """
 

@@ -140,7 +140,7 @@ class LiveScorer:
             return self._enabled
 
     def set_enabled(self, enabled: Sequence[str] | None) -> None:
-        """Score with these modalities from the next frame on (None: all available).
+        """Score with these modalities from the next frame on (None: the verdict's).
 
         A change clears the rolling window: earlier frames were scored by another subset.
         """
@@ -173,7 +173,7 @@ class LiveScorer:
 
     def _check_enabled(self, enabled: Sequence[str] | None) -> tuple[str, ...]:
         if enabled is None:
-            return self.modalities
+            return self.loaded.verdict_modalities
         if isinstance(enabled, str):
             raise TypeError(f"enabled must be a sequence of modality keys, not {enabled!r}")
         unknown = [m for m in enabled if m not in self.modalities]

@@ -186,7 +186,7 @@ def progress_record(screener: Screener, name: str, source: Path | bytes,
     usable = a.has_face & reliable(scored.frame_flags)
     if not usable.any():
         usable = a.has_face
-    return {**record, "p_fused": _round(result.p), "verdict": result.verdict,
+    return {**record, "p_palsy": _round(result.p), "verdict": result.verdict,
             "side": result.side, "reason": result.reason,
             "threshold": round(result.score().threshold, 4),
             "regions": regional_measures(a.features, usable) if usable.any() else None,
@@ -202,7 +202,7 @@ def resting_scores(scored: ScoredMedia, frames: np.ndarray) -> dict[str, float |
             for s in exam.items if s.item.kind == "static"}
 
 
-CSV_COLUMNS = ("path", "date", "date_source", "p_fused", "verdict", "side", "reason",
+CSV_COLUMNS = ("path", "date", "date_source", "p_palsy", "verdict", "side", "reason",
                *(f"{r}_{s}_mm" for r in REGIONS for s in ("right", "left", "difference")),
                *(f"{r}_rest_score" for r in EXAM_REGIONS), "error")
 
@@ -214,7 +214,7 @@ def records_csv(records: Iterable[dict]) -> str:
     w.writerow(CSV_COLUMNS)
     for rec in records:
         regions, scores = rec.get("regions") or {}, rec.get("scores") or {}
-        w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_fused"),
+        w.writerow([rec["path"], rec["date"] or "", rec["date_source"], rec.get("p_palsy"),
                     rec.get("verdict", ""), rec.get("side") or "", rec.get("reason") or "",
                     *(regions.get(r, {}).get(s, "") for r in REGIONS
                       for s in ("right", "left", "difference")),
@@ -248,8 +248,8 @@ def trend(records: Sequence[dict], bandwidth_days: float = BANDWIDTH_DAYS) -> di
     region's smoothed at-rest score with its band (``regions``)."""
     from scipy.stats import spearmanr
 
-    pts = sorted((date.fromisoformat(r["date"]), r["p_fused"], r["threshold"]) for r in records
-                 if not r.get("error") and r.get("date") and r.get("p_fused") is not None)
+    pts = sorted((date.fromisoformat(r["date"]), r["p_palsy"], r["threshold"]) for r in records
+                 if not r.get("error") and r.get("date") and r.get("p_palsy") is not None)
     out: dict = {"n": len(pts), "spearman_rho": None, "points": [], "regions": {},
                  "first_day_under_threshold": None, "bandwidth_days": bandwidth_days}
     if not pts:

@@ -113,6 +113,19 @@ class LoadedModel:
     def modalities(self) -> tuple[str, ...]:
         return self.model.config.modalities
 
+    @property
+    def verdict_modalities(self) -> tuple[str, ...]:
+        """The modalities the verdict fuses: chosen by ``make train`` on the transfer check
+        (``meta["verdict_modalities"]``; every modality for a model saved without the choice).
+        Any other subset can still be scored, as an ablation."""
+        chosen = self.meta.get("verdict_modalities") or self.modalities
+        return tuple(m for m in self.modalities if m in chosen)
+
+    @property
+    def verdict_name(self) -> str:
+        """The verdict's variant name (``fused``, ``without_blendshapes``...)."""
+        return variant_name(self.verdict_modalities, self.modalities)
+
     def unfamiliar(self, arrays: FrameArrays) -> np.ndarray:
         """(N,) True where a frame is unlike the model's training faces (``novelty``)."""
         if self.novelty is None or not len(arrays):
@@ -155,6 +168,11 @@ def load_model(path: str | Path) -> LoadedModel:
         raise CheckpointError(f"{path}: trained on {n} expression features, but this version "
                               f"computes {len(FRAME_FEATURES)}; retrain it with this version "
                               "(make train)")
+    chosen = meta.get("verdict_modalities")
+    if chosen is not None and (not isinstance(chosen, list) or not chosen
+                               or not set(chosen) <= set(model.config.modalities)):
+        raise CheckpointError(f"{path}: its verdict modalities {chosen!r} are not a non-empty "
+                              f"subset of its modalities {list(model.config.modalities)}")
     try:
         novelty = Novelty.from_dict(meta["novelty"]) if meta.get("novelty") else None
     except (KeyError, TypeError, ValueError) as exc:
@@ -282,8 +300,9 @@ class ScoredMedia:
         return {m: file_score(self.frame_logits(m), self._flags) for m in self.modalities}
 
     def score(self, enabled: Sequence[str] | None = None) -> SubsetScore:
-        """Score with only the ``enabled`` modalities (default: all the model has)."""
-        enabled = self.modalities if enabled is None else tuple(
+        """Score with only the ``enabled`` modalities (default: the verdict's,
+        ``LoadedModel.verdict_modalities``)."""
+        enabled = self.loaded.verdict_modalities if enabled is None else tuple(
             m for m in self.modalities if m in enabled)
         if not enabled:
             raise ValueError(f"enable at least one of {list(self.modalities)}")
@@ -324,8 +343,8 @@ def summary(scored: ScoredMedia, subsets: Sequence[Sequence[str]]) -> dict:
     full = scored.score()
     out = {"frames_analysed": a.n_frames, "face_frames": len(scored.face_idx),
            "quality": quality, "verdict": full.verdict, "reason": full.inconclusive,
-           "side": full.side,
-           "threshold": full.threshold, "p_left": full.p_left}
+           "side": full.side, "p_palsy": full.p, "variant": full.name,
+           "modalities": list(full.enabled), "threshold": full.threshold, "p_left": full.p_left}
     for s in subsets:
         res = scored.score(s)
         out[f"p_{res.name}"] = res.p

@@ -78,9 +78,9 @@ class Screening:
 
     @property
     def frames(self) -> pd.DataFrame:
-        """One row per analysed frame: time, quality flags, pose, P(palsy) fused and per
-        modality, P(left) and every Emotrics measure."""
-        return frame_table(self.scored, self.scored.modalities)
+        """One row per analysed frame: time, quality flags, pose, P(palsy) of the verdict's
+        fusion (``p_fused``) and per modality, P(left) and every Emotrics measure."""
+        return frame_table(self.scored, self.scored.loaded.verdict_modalities)
 
     def subsets(self) -> dict[str, SubsetScore]:
         """The fused model, each modality alone and each leave-one-out subset, by name."""

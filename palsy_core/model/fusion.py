@@ -55,8 +55,11 @@ def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
     return subset_key(subset)
 
 
-def variant_label(name: str) -> str:
-    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...)."""
+def variant_label(name: str, verdict: str | None = None) -> str:
+    """A readable name for a predictions variant (``fused``, ``rgb``, ``without_lines``...);
+    the variant named ``verdict`` (the one the shipped model decides with) is marked."""
+    if verdict is not None and name == verdict:
+        return variant_label(name) + " (the verdict)"
     names = {m.key: m.name for m in MODALITIES}
     prefix, _, rest = name.partition("_")
     if name == "fused":
