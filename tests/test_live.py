@@ -271,6 +271,59 @@ def test_frame_callback_round_trips_video_frames(loaded, face_frames):
         assert scorer.latest().p_frame is not None
 
 
+# --- received frames: released when their last packet arrives -----------------------------------
+
+
+def _packets(frames: int, per_frame: int, marker: bool = True) -> list:
+    from aiortc.rtp import RtpPacket
+
+    out = []
+    for f in range(frames):
+        for i in range(per_frame):
+            p = RtpPacket(sequence_number=f * per_frame + i, timestamp=3000 * f,
+                          marker=int(marker and i == per_frame - 1))
+            p._data = bytes([f, i])
+            out.append(p)
+    return out
+
+
+def test_marker_jitter_buffer_releases_a_frame_at_its_last_packet():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from ui.live import MarkerJitterBuffer
+
+    def released(buffer, packets):
+        return [(i, frame.data) for i, p in enumerate(packets)
+                if (frame := buffer.add(p)[1]) is not None]
+
+    packets = _packets(3, 3)
+    # Stock aiortc: a frame leaves when the next frame's first packet arrives (a frame late).
+    assert [i for i, _ in released(JitterBuffer(512, is_video=True), packets)] == [3, 6]
+    # Marked last packets: each frame leaves with its own last packet, with every packet's data.
+    assert released(MarkerJitterBuffer(512, is_video=True), packets) == [
+        (2, bytes([0, 0, 0, 1, 0, 2])), (5, bytes([1, 0, 1, 1, 1, 2])),
+        (8, bytes([2, 0, 2, 1, 2, 2]))]
+    # A missing middle packet holds its frame back until it arrives.
+    buffer = MarkerJitterBuffer(512, is_video=True)
+    late = packets[1]
+    assert released(buffer, [p for p in packets[:3] if p is not late]) == []
+    assert buffer.add(late)[1].data == bytes([0, 0, 0, 1, 0, 2])
+    # Without marker bits it behaves as the stock buffer.
+    unmarked = _packets(3, 3, marker=False)
+    assert released(MarkerJitterBuffer(512, is_video=True), unmarked) == released(
+        JitterBuffer(512, is_video=True), _packets(3, 3, marker=False))
+
+
+def test_the_live_page_installs_the_marker_jitter_buffer():
+    import aiortc.rtcrtpreceiver
+
+    from ui.live import MarkerJitterBuffer, use_marker_jitter_buffer
+
+    use_marker_jitter_buffer()
+    use_marker_jitter_buffer()
+    assert aiortc.rtcrtpreceiver.JitterBuffer is MarkerJitterBuffer
+
+
 # --- WebRTC configuration -----------------------------------------------------------------------
 
 STUN = {"urls": ["stun:stun.example.org:3478"]}

@@ -14,8 +14,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiortc.rtcrtpreceiver
 import av
 import streamlit as st
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
 from palsy_core.extraction.pipeline import Settings
 from palsy_core.inference.exam_live import ExamRecorder
@@ -105,6 +107,38 @@ def session_recorder() -> ExamRecorder:
     if RECORDER_KEY not in st.session_state:
         st.session_state[RECORDER_KEY] = ExamRecorder()
     return st.session_state[RECORDER_KEY]
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, releasing a video frame as soon as its last packet arrives.
+
+    aiortc (1.16) knows a frame is complete only when a packet of the *next* frame arrives, so
+    every received frame waits one frame interval (33 ms at 30 frames/s) before it is decoded.
+    The sender marks a frame's last packet with the RTP marker bit (RFC 7741 for VP8, RFC 6184
+    for H.264; browsers set it): when the packets from the buffer's start up to a marked one are
+    all there and share one timestamp, that frame is complete and is released at once. A frame
+    whose marked packet was lost still leaves the stock way, when the next frame begins.
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        if self._is_video and self._origin is not None:
+            packets = []
+            for count in range(self.capacity):
+                packet = self._packets[(self._origin + count) % self.capacity]
+                if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                    break
+                packets.append(packet)
+                if packet.marker:
+                    self.remove(count + 1)
+                    return JitterFrame(data=b"".join(p._data for p in packets),  # type: ignore
+                                       timestamp=packet.timestamp)
+        return super()._remove_frame(sequence_number)
+
+
+def use_marker_jitter_buffer() -> None:
+    """Make aiortc's receivers (created from now on) use :class:`MarkerJitterBuffer`; the live
+    page calls it before it starts a stream. Idempotent."""
+    aiortc.rtcrtpreceiver.JitterBuffer = MarkerJitterBuffer
 
 
 def frame_callback(scorer: LiveScorer, recorder: ExamRecorder | None = None

@@ -25,6 +25,7 @@ from ui.live import (
     server_urls,
     session_recorder,
     session_scorer,
+    use_marker_jitter_buffer,
 )
 
 OVERLAY_LABELS = {"lines": "Line segments", "landmarks": "Landmarks", "none": "None"}
@@ -80,6 +81,7 @@ with controls:
     scorer.set_overlay(overlay)
 
 with stream:
+    use_marker_jitter_buffer()  # frames reach the scorer a frame interval sooner
     ctx = webrtc_streamer(
         key="live",
         mode=WebRtcMode.SENDRECV,
