@@ -44,7 +44,7 @@ def test_goldens_cover_the_faces_and_every_modality(goldens):
     assert set(files) == set(shipped.PHOTOS) | {shipped.VIDEO, "demo_healthy.mp4",
                                                  "demo_palsy_left.mp4"}
     for name, rec in files.items():
-        assert rec["face_frames"] >= 1 and {"p_fused", "p_blendshapes", "p_rgb"} <= set(rec), name
+        assert rec["face_frames"] >= 1 and {"p_palsy", "p_blendshapes", "p_rgb"} <= set(rec), name
     # The demo pair tells healthy from palsy and finds the side, as the dashboard promises.
     healthy, palsy = files["demo_healthy.mp4"], files["demo_palsy_left.mp4"]
     assert healthy["verdict"] == "no palsy detected"
@@ -54,10 +54,10 @@ def test_goldens_cover_the_faces_and_every_modality(goldens):
 def test_shipped_model_gives_its_golden_outputs(goldens, actual):
     for name, want in goldens["files"].items():
         got = actual[name]
-        for key in ("frames", "face_frames", "flags", "threshold"):
+        for key in ("frames", "face_frames", "flags", "threshold", "variant"):
             assert got[key] == want[key], (name, key, got[key], want[key])
         for key, value in want.items():
             if key.startswith("p_"):
                 assert got[key] == pytest.approx(value, abs=P_TOL), (name, key)
-        if abs(want["p_fused"] - want["threshold"]) > 2 * P_TOL:
+        if abs(want["p_palsy"] - want["threshold"]) > 2 * P_TOL:
             assert (got["verdict"], got["side"]) == (want["verdict"], want["side"]), name

@@ -42,15 +42,15 @@ def media() -> dict[str, Path]:
 
 
 def record(path: Path, name: str, loaded) -> dict:
-    """What the shipped model says about one file: P(palsy) of the fused model and of every
+    """What the shipped model says about one file: P(palsy) of its verdict and of every
     modality alone, P(left), the verdict and side, and the frames it used."""
     from palsy_core.extraction.pipeline import analyse_media
     from palsy_core.inference.scoring import ScoredMedia
 
     scored = ScoredMedia(loaded, analyse_media(path, name))
     full = scored.score()
-    out = {"p_fused": full.p, "p_left": full.p_left, "threshold": full.threshold,
-           "verdict": full.verdict, "side": full.side,
+    out = {"p_palsy": full.p, "variant": full.name, "p_left": full.p_left,
+           "threshold": full.threshold, "verdict": full.verdict, "side": full.side,
            "frames": int(scored.analysis.n_frames), "face_frames": len(scored.face_idx),
            "flags": sorted({f for fl in scored.analysis.flags for f in fl})}
     for m in loaded.model.config.modalities:
