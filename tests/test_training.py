@@ -227,3 +227,30 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
         json.dumps(summary, default=float))
     card = "\n".join(transfer_section(summary))
     assert "| palsy-set |" in card and "Targets on the transfer check" in card
+
+
+def test_the_verdict_leaves_a_modality_out_only_for_a_clear_transfer_gain():
+    from palsy_core.training.transfer import choose_verdict
+
+    mods = ("rgb", "features", "blendshapes")
+
+    def chosen(**pooled):
+        summary = {"variants": {"pooled": {n: {"auroc": a, "f1": f}
+                                           for n, (a, f) in pooled.items()}}}
+        return choose_verdict(summary, mods)
+
+    base = {"fused": (0.83, 0.77), "without_rgb": (0.80, 0.75),
+            "without_features": (0.73, 0.71)}
+    clear = chosen(**base, without_blendshapes=(0.88, 0.80))
+    assert clear["name"] == "without_blendshapes" and clear["modalities"] == ["rgb", "features"]
+    assert set(clear["candidates"]) == {"fused", "without_rgb", "without_features",
+                                        "without_blendshapes"}
+    # A gain below the margin, or a higher AUROC bought with a lower F1, keeps every modality.
+    small = 0.83 + VERDICT_MIN_GAIN / 2
+    assert chosen(**base, without_blendshapes=(small, 0.80))["name"] == "fused"
+    assert chosen(**base, without_blendshapes=(0.88, 0.76))["name"] == "fused"
+    # The largest clear gain wins; without a transfer check the verdict fuses everything.
+    two = chosen(**{**base, "without_rgb": (0.86, 0.78)}, without_blendshapes=(0.88, 0.80))
+    assert two["name"] == "without_blendshapes"
+    nothing = choose_verdict({}, mods)
+    assert nothing["name"] == "fused" and nothing["modalities"] == list(mods)

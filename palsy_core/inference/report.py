@@ -232,7 +232,10 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     summary = [
         ["File", html.escape(a.name)], ["Kind", a.kind],
         ["Frames analysed", str(a.n_frames)], ["Frames with a face", str(int(a.has_face.sum()))],
-        ["Modalities used", html.escape(", ".join(names[m] for m in score.enabled))],
+        ["Modalities used", html.escape(", ".join(names[m] for m in score.enabled)) + (
+            "" if score.enabled == scored.loaded.verdict_modalities else
+            " (an ablation: the model's own verdict fuses "
+            + html.escape(", ".join(names[m] for m in scored.loaded.verdict_modalities)) + ")")],
         ["P(palsy)", pct(score.p)], ["Decision threshold", pct(score.threshold)],
         ["Affected side", html.escape(side) + f" (P(left) {pct(score.p_left)})"],
         ["Quality flags", html.escape("; ".join(f"{FLAG_NAMES.get(k, k)}: {v} frame(s)"
