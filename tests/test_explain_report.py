@@ -18,7 +18,7 @@ from conftest import make_test_model
 from PIL import Image
 
 from palsy_core.extraction.pipeline import Settings, analyse_media
-from palsy_core.inference.demo import healthy_sample, palsy_sample, severity_sweep
+from palsy_core.inference.demo import VERDICT, healthy_sample, palsy_sample, severity_sweep
 from palsy_core.inference.explain import cam_from_inputs, grad_cam, one_frame, overlay_heatmap
 from palsy_core.inference.report import (
     DISCLAIMER,
@@ -265,12 +265,12 @@ def test_severity_sweep_scores_growing_palsy_on_one_face(loaded, video):
     result = severity_sweep(loaded, a, 5, "left", (0.0, 0.5, 1.0))
     assert all(f.has_face for f in result.frames)
     table = result.table
-    assert set(table.variant) == {"fused", *video.modalities}
+    assert set(table.variant) == {VERDICT, *video.modalities}
     assert len(table) == 3 * (1 + len(video.modalities)) and table.p.between(0, 1).all()
     # Severity 0 reproduces the original frame; growing severity droops the left mouth corner.
     assert np.abs(result.frames[0].landmarks - a.landmarks[5]).mean() < 0.02
     tilt = [f.features[COLUMN["pd_mouth_corner_tilt"]] for f in result.frames]
     assert tilt[0] > tilt[1] > tilt[2]
-    # Each severity was analysed and scored: the fused row is the model on that frame.
-    fused = table[table.variant == "fused"].p.to_numpy()
+    # Each severity was analysed and scored: the verdict's row is the model on that frame.
+    fused = table[table.variant == VERDICT].p.to_numpy()
     assert not np.allclose(fused, fused[0])

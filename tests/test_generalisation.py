@@ -189,11 +189,11 @@ def test_analysis_round_trip_keeps_the_blendshape_modality(analyses, tmp_path):
 
 
 def test_an_empty_modality_selection_is_refused(analyses, shipped):
-    """No modality switched on is an error, never a silent fallback to all of them."""
+    """No modality switched on is an error, never a silent fallback to the verdict's."""
     scored = ScoredMedia(shipped, analyses["single_face.jpg"])
     with pytest.raises(ValueError, match="at least one"):
         scored.score(())
-    assert scored.score(None).enabled == shipped.modalities
+    assert scored.score(None).enabled == shipped.verdict_modalities
 
 
 def test_task_model_detector_finds_the_same_face_as_face_mesh(pyfeat_dir, detector, analyses):

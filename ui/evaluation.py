@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,9 @@ def per_subject_table(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return out.sort_values(["accuracy", "files"], ascending=[True, False], na_position="first")
 
 
+TITLE_CHARS = 24  # confusion-matrix title characters per line
+
+
 def confusion_figure(m: dict, title: str) -> go.Figure:
     """A 2x2 heatmap, coloured by the share of each true class, with the counts written in."""
     z = np.asarray(m["confusion"], dtype=float)
@@ -191,11 +195,14 @@ def confusion_figure(m: dict, title: str) -> go.Figure:
         z=share, x=list(LABELS), y=list(LABELS), text=text, texttemplate="%{text}",
         colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    # A quarter of a laptop screen holds about 24 characters of the title's size: wrap there.
+    lines = textwrap.wrap(title, TITLE_CHARS) or [""]
+    extra = 18 * (len(lines) - 1)
     fig.update_layout(
-        title={"text": f"{title}<br><sup>F1 {m['f1']:.2f} · accuracy {m['accuracy']:.2f} · "
-                       f"n {m['n']}</sup>", "font": {"size": 14}},
+        title={"text": "<br>".join(lines) + f"<br><sup>F1 {m['f1']:.2f} · accuracy "
+                       f"{m['accuracy']:.2f} · n {m['n']}</sup>", "font": {"size": 14}},
         xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-        height=290, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+        height=290 + extra, margin={"l": 10, "r": 10, "t": 70 + extra, "b": 10})
     return fig
 
 
