@@ -55,8 +55,9 @@ def _specs(at: AppTest) -> list[dict]:
 
 
 def _confusions(at: AppTest) -> list[tuple[str, list[list[int]]]]:
-    """(title, [[TN, FP], [FN, TP]] as written in the cells) of every confusion heatmap."""
-    return [(s["layout"]["title"]["text"].split("<br>")[0],
+    """(title, [[TN, FP], [FN, TP]] as written in the cells) of every confusion heatmap (a long
+    title is wrapped over lines; the metrics follow in a ``<sup>``)."""
+    return [(" ".join(s["layout"]["title"]["text"].split("<sup>")[0].split("<br>")).strip(),
              [[int(t.split("<br>")[0].split()[1]) for t in row] for row in s["data"][0]["text"]])
             for s in _specs(at) if s["data"][0]["type"] == "heatmap"]
 
@@ -141,10 +142,15 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
     scored = preds[preds["reason"].fillna("") == ""] if "reason" in preds else preds
     assert set(subjects.index) == set(scored["subject"])
     assert subjects["files"].sum() == 12 - len(cv["inconclusive"]) == len(scored)
-    # Files without a verdict are named once, above the metrics they are left out of.
+    # Files without a verdict are counted above the metrics they are left out of, and named
+    # with their reason in an expander (a long list would bury the page).
     assert cv["inconclusive"], "the small manifest holds a turned head (45-m7-di-ph.jpg)"
     note = next(i.value for i in at.info if "inconclusive verdict" in i.value)
-    assert all(path in note for path in cv["inconclusive"])
+    assert note.startswith(f"{len(cv['inconclusive'])} file(s)")
+    listed = next(e for e in at.expander if "inconclusive file" in e.label)
+    names = "\n".join(m.value for m in listed.markdown)
+    reasons = dict(zip(preds["path"], preds["reason"].fillna(""), strict=True))
+    assert all(f"`{path}`: {reasons[path]}" in names for path in cv["inconclusive"])
     (tn, _), (_, tp) = cv["overall"]["fused"]["confusion"]
     assert subjects["correct"].sum() == tn + tp
 

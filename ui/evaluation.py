@@ -196,7 +196,7 @@ def confusion_figure(m: dict, title: str) -> go.Figure:
         colorscale="Blues", zmin=0, zmax=1, showscale=False,
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
     # A quarter of a laptop screen holds about 24 characters of the title's size: wrap there.
-    lines = textwrap.wrap(title, TITLE_CHARS) or [""]
+    lines = textwrap.wrap(title, TITLE_CHARS, break_on_hyphens=False) or [""]
     extra = 18 * (len(lines) - 1)
     fig.update_layout(
         title={"text": "<br>".join(lines) + f"<br><sup>F1 {m['f1']:.2f} · accuracy "
@@ -284,8 +284,12 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     if unsure:
         st.info(f"{len(unsure)} file(s) got an inconclusive verdict (every face frame turned, "
                 "tilted, too small, blurred or unlike any training face) and are left out of "
-                "the metrics, curves and tables below: " + ", ".join(unsure),
-                icon=":material/help:")
+                "the metrics, curves and tables below.", icon=":material/help:")
+        reasons = result.predictions.set_index("path")["reason"] \
+            if "reason" in result.predictions else pd.Series(dtype=str)
+        with st.expander(f"The {len(unsure)} inconclusive file(s) and why"):
+            st.markdown("\n".join(f"- `{p}`: {reasons.get(p, '') or 'no reason recorded'}"
+                                   for p in unsure))
     conclusive = result.predictions[~inconclusive_rows(result.predictions)]
     if not names:
         st.warning("No file could be scored, so there are no metrics to show.")
