@@ -37,7 +37,7 @@ from palsy_core.extraction.pipeline import Settings
 from palsy_core.inference.scoring import LoadedModel
 from palsy_core.io.bundle import rows_outside
 from palsy_core.io.manifest import LABELS, read_manifest
-from palsy_core.model.fusion import variant_label
+from palsy_core.model.fusion import variant_label, verdict_first
 from palsy_core.registry import MODALITIES
 
 PALETTE = qualitative.Plotly
@@ -260,7 +260,7 @@ def show_evaluation(result: EvaluationResult, key: str) -> None:
     """All evaluation views of one result; ``key`` keeps widget keys apart between results."""
     overall = result.metrics.get("overall", {})
     verdict = result.metrics.get("verdict") or "fused"
-    names = sorted((n for n in result.names if n in overall), key=lambda n: n != verdict)
+    names = verdict_first((n for n in result.names if n in overall), verdict)
 
     def label(name: str) -> str:
         return variant_label(name, verdict)

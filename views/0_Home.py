@@ -10,6 +10,7 @@ from ui.evaluation import (
     load_transfer,
     metrics_table,
     pooled_transfer,
+    verdict_first,
     weights_figure,
 )
 
@@ -87,8 +88,8 @@ if loaded is not None:
                    f"threshold is {loaded.threshold(loaded.verdict_modalities):.3f}, chosen on its "
                    "validation split.")
         with st.expander("Every modality subset and baseline"):
-            st.dataframe(metrics_table(overall, sorted(overall, key=lambda n: n != verdict),
-                                       verdict), key="home_metrics")
+            st.dataframe(metrics_table(overall, verdict_first(overall, verdict), verdict),
+                         key="home_metrics")
     else:
         st.info("This model was trained without cross-validation, so there are no "
                 "cross-validated metrics to show.")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from palsy_core.evaluation.evaluate import transfer_tables, transfer_verdict
 from palsy_core.inference.scoring import load_model
-from palsy_core.model.fusion import variant_label
+from palsy_core.model.fusion import variant_label, verdict_first
 from palsy_core.settings import DISCLAIMER
 
 TARGETS = {"f1": 0.90, "auroc": 0.95, "source_accuracy": 0.85}
@@ -200,7 +200,7 @@ def render(model_path: Path, cv_dir: Path) -> str:
     transfer = cv_dir / "transfer.json"
     cv = json.loads((cv_dir / "metrics.json").read_text())
     chosen = loaded.verdict_name
-    names = sorted(cv["overall"], key=lambda n: n != chosen)
+    names = verdict_first(cv["overall"], chosen)
     wtxt = ", ".join(f"{m} {w:.2f}" for m, w in loaded.fusion_weights().items())
     tc = meta.get("train_config", {})
     parts = [

@@ -13,7 +13,7 @@ shipped verdict does not use it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +53,11 @@ def variant_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
     if len(subset) == len(modalities) - 1:
         return "without_" + next(m for m in modalities if m not in subset)
     return subset_key(subset)
+
+
+def verdict_first(names: Iterable[str], verdict: str) -> list[str]:
+    """``names`` in their order, the verdict's variant moved to the front (tables lead with it)."""
+    return sorted(names, key=lambda n: n != verdict)
 
 
 def variant_label(name: str, verdict: str | None = None) -> str:

@@ -243,8 +243,8 @@ def leave_one_source_out(
 def verdict_candidates(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     """The subsets the verdict may fuse: every modality, then every modality but one."""
     keys = tuple(modalities)
-    return [keys] + [tuple(m for m in keys if m != left) for left in keys] if len(keys) > 1 \
-        else [keys]
+    return [keys] + ([tuple(m for m in keys if m != left) for left in keys] if len(keys) > 1
+                     else [])
 
 
 def choose_verdict(summary: dict, modalities: Sequence[str]) -> dict:
@@ -340,7 +340,7 @@ def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
 
 def _synthetic_block(syn: pd.DataFrame, name: str) -> dict:
     """Synthetic palsy against its controls, per fold and pooled, for one variant."""
-    left = syn[f"p_left_{name}"] if f"p_left_{name}" in syn else syn["p_left"]
+    left = syn[f"p_left_{name}"]
 
     def block(part: pd.DataFrame) -> dict:
         y = part["y"].to_numpy(int)
