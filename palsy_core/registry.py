@@ -38,8 +38,8 @@ MODALITIES: tuple[Modality, ...] = (
              "image minus its mirror image."),
     Modality("landmarks", "Landmark coordinates", "vector",
              "478 aligned MediaPipe landmarks (x, y, z), turned to face the camera, centred on the "
-             "eye midpoint and divided by the interocular distance; its branch reads each point minus its mirror twin "
-             "reflected across the midline."),
+             "eye midpoint and divided by the interocular distance; its branch reads each point "
+             "minus its mirror twin reflected across the midline."),
     Modality("features", "Expression features", "vector",
              "Parra-Dominguez key-point asymmetry features and Emotrics-style bilateral "
              "measurements in millimetres, taken on the landmarks turned to face the camera."),
