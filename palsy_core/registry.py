@@ -37,12 +37,12 @@ MODALITIES: tuple[Modality, ...] = (
              "and the facial midline, drawn on black in the aligned frame; its branch reads the "
              "image minus its mirror image."),
     Modality("landmarks", "Landmark coordinates", "vector",
-             "478 aligned MediaPipe landmarks (x, y, z), turned to face the camera, centred on the "
-             "eye midpoint and divided by the interocular distance; its branch reads each point "
-             "minus its mirror twin reflected across the midline."),
+             "478 aligned MediaPipe landmarks (x, y, z), centred on the eye midpoint and divided "
+             "by the interocular distance; its branch reads each point minus its mirror twin "
+             "reflected across the midline."),
     Modality("features", "Expression features", "vector",
              "Parra-Dominguez key-point asymmetry features and Emotrics-style bilateral "
-             "measurements in millimetres, taken on the landmarks turned to face the camera."),
+             "measurements in millimetres."),
     Modality("face_asym", "Face-network asymmetry", "vector",
              "Activations of MediaPipe's face-trained landmark network (frozen) for the aligned "
              "face minus those for its mirror image: exactly zero for a symmetric face, so "

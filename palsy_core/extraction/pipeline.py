@@ -33,7 +33,7 @@ from palsy_core.modalities import specs
 from palsy_core.modalities.base import FrameContext, ModalityValues
 
 # Bump when anything that changes extracted values changes, so stale caches are not reused.
-EXTRACTION_VERSION = 6
+EXTRACTION_VERSION = 5
 PREFETCH_FRAMES = 4  # decoded frames buffered ahead of the detector (bounded memory)
 _END = object()  # marks the end of a prefetched stream
 T = TypeVar("T")

@@ -83,11 +83,11 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def _head_rotation(points: np.ndarray) -> np.ndarray:
-    """3x3 rotation taking the canonical mesh (in image axes) to the detected one: a rigid fit
-    (Umeyama, orthographic) over the 468 mesh points, so ``detected ~ canonical @ R.T``.
+def head_pose(points: np.ndarray) -> HeadPose:
+    """Yaw, pitch, roll from a rigid fit of the canonical 3D mesh to the detected mesh.
 
-    MediaPipe's z is in the same pixel scale as x, so the fit needs no camera intrinsics.
+    MediaPipe's z is in the same pixel scale as x, so an orthographic similarity fit (Umeyama)
+    needs no camera intrinsics.
     """
     # Canonical: +x subject's left, +y up, +z towards camera. Image: +x right, +y down, +z away.
     # A frontal unmirrored face has the subject's left on the image right, so only y and z flip.
@@ -96,32 +96,12 @@ def _head_rotation(points: np.ndarray) -> np.ndarray:
     src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
     u, _, vt = np.linalg.svd(dst_c.T @ src_c)
     d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
-def head_pose(points: np.ndarray) -> HeadPose:
-    """Yaw, pitch, roll from a rigid fit of the canonical 3D mesh to the detected mesh."""
-    r = _head_rotation(points)
+    r = u @ np.diag([1.0, 1.0, d]) @ vt  # rotation: canonical(image axes) -> detected
     yaw = np.degrees(np.arcsin(np.clip(r[0, 2], -1.0, 1.0)))
     pitch = np.degrees(np.arctan2(-r[1, 2], r[2, 2]))
     roll = np.degrees(np.arctan2(-r[0, 1], r[0, 0]))
     # Express in the subject's frame: turning to their left moves the nose towards image right.
     return HeadPose(yaw=float(yaw), pitch=float(-pitch), roll=float(-roll))
-
-
-def frontal_points(points: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 landmarks turned to face the camera, as in a frontal photograph.
-
-    The head's rotation (``head_pose``'s rigid fit) is undone about the mesh's centroid. In 2D a
-    turned head's near side looks larger than its far side: a healthy news photo turned 15-25
-    degrees measured more asymmetric than the median web palsy photo. Geometry measured on the
-    turned-back mesh compares the two sides of the face itself. A rigid fit over 468 points
-    follows the skull; the local deformation of a palsy barely moves it. Mirroring the face
-    mirrors the result (the canonical mesh is symmetric).
-    """
-    p = np.asarray(points, dtype=np.float64)
-    centre = p[:N_MESH].mean(0)
-    return ((p - centre) @ _head_rotation(p) + centre).astype(np.float32)
 
 
 def sharpness(gray: np.ndarray) -> float:
@@ -164,14 +144,10 @@ def warp(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
 def normalised_coordinates(alignment: Alignment) -> np.ndarray:
     """The landmark-coordinates modality: (478, 3) float32.
 
-    The aligned landmarks turned to face the camera (``frontal_points``), with the iris midpoint
-    at the origin and the interocular distance as the unit: x towards the image right (the
-    subject's left in an unmirrored frame), y down, z away from the camera. Rows follow
-    MediaPipe's landmark order (see ``topology``).
+    Aligned landmarks with the eye midpoint at the origin and the interocular distance as the
+    unit: x towards the image right (the subject's left in an unmirrored frame), y down, z away
+    from the camera. Rows follow MediaPipe's landmark order (see ``topology``).
     """
-    p = frontal_points(alignment.points)
-    origin = (p[LEFT_IRIS] + p[RIGHT_IRIS]) / 2.0
-    unit = float(np.linalg.norm(p[LEFT_IRIS, :2] - p[RIGHT_IRIS, :2]))
-    if unit < 1e-6:
-        raise ValueError("degenerate landmarks: both iris centres coincide")
-    return ((p - origin) / unit).astype(np.float32)
+    size = alignment.size
+    origin = np.array([_centre_x(size), EYE_Y * size, 0.0], dtype=np.float32)
+    return ((alignment.points - origin) / (INTEROCULAR * size)).astype(np.float32)

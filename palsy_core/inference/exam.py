@@ -17,9 +17,8 @@ scores and the total are means of their items. ``ITEMS`` holds every formula and
 are computed from landmarks, not clinically validated: they follow eFACE's structure, not its
 clinician-scored items.
 
-Measurements (``features.side_measures``) are taken on the landmarks turned to face the camera
-(``alignment.frontal_points``), in the frame of the two eyes' centres, and turned into millimetres
-with the iris ruler of the resting frames. An exam comes from a live session
+Measurements (``features.side_measures``) are in the frame of the two eyes' centres and turned
+into millimetres with the iris ruler of the resting frames. An exam comes from a live session
 (``exam_live.ExamRecorder``: each movement's frames are known) or from an uploaded video of the
 same exam, whose movement segments ``find_segments`` locates from landmark and blendshape motion
 (landmarks alone where blendshapes are absent); the user may correct them.
@@ -33,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from palsy_core.extraction.pipeline import MediaAnalysis
-from palsy_core.face.alignment import frontal_points
 from palsy_core.inference.scoring import ScoredMedia
 from palsy_core.metrics import UNRELIABLE_FLAGS, file_score
 from palsy_core.modalities.blendshapes import movement_level
@@ -148,9 +146,8 @@ class ExamFrames:
         mm, mm_rest = np.full(t, np.nan), np.full(t, np.nan)
         for i in np.flatnonzero(a.has_face):
             try:
-                front = frontal_points(a.points[i])  # a turned head's near side looks larger
-                measures[i], mm[i] = side_measures(front)
-                at_rest[i], mm_rest[i] = side_measures(front, reference="iris")
+                measures[i], mm[i] = side_measures(a.points[i])
+                at_rest[i], mm_rest[i] = side_measures(a.points[i], reference="iris")
             except ValueError:  # degenerate landmarks: treated as no face
                 mm[i] = np.nan
                 continue

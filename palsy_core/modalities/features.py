@@ -8,10 +8,7 @@ Two families, declared (names, units, descriptions, order) in ``registry``:
   and mapped here to MediaPipe landmarks (``DLIB_TO_MEDIAPIPE``);
 * Emotrics-style measurements (Guarin et al. 2018) per side, in millimetres with the iris as ruler.
 
-Everything is a pure function of the landmarks. The modality measures them turned to face the
-camera (``face.alignment.frontal_points``): in 2D a turned head's near side looks larger, and a
-healthy face turned 15-25 degrees read as more asymmetric than the median web palsy photo.
-Measurements are taken in the face's own frame
+Everything is a pure function of the landmarks. Measurements are taken in the face's own frame
 (origin at the iris midpoint, x along the interpupillary line towards the subject's left, y down),
 which is the aligned frame up to a translation, so features do not depend on in-plane rotation,
 position or scale. Signed features are positive towards the subject's left, so mirroring a face
@@ -23,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from palsy_core.face.alignment import frontal_points
 from palsy_core.face.topology import (
     LEFT_ALA,
     LEFT_IRIS,
@@ -393,8 +389,7 @@ class ExpressionFeatures(ModalitySpec):
         return (len(FRAME_FEATURES),)
 
     def compute(self, ctx: FrameContext) -> np.ndarray:
-        # Measured on the face turned to frontal: a turned head reads as asymmetric in 2D.
-        return frame_features(frontal_points(ctx.alignment.points))
+        return frame_features(ctx.alignment.points)
 
     def mirror(self, batch: np.ndarray) -> np.ndarray:
         perm, sign = mirror_permutation()

@@ -1,9 +1,8 @@
 """Modality 3: landmark coordinates in the aligned frame (the detector is ``face.landmarks``).
 
-The 478 MediaPipe points turned to face the camera (``face.alignment.frontal_points``: a turned
-head's near side looks larger in 2D), centred on the eye midpoint and divided by the
-interocular distance (``face.alignment.normalised_coordinates``); the branch reads each point minus
-its mirror twin reflected across the midline.
+The 478 MediaPipe points, centred on the eye midpoint and divided by the interocular distance
+(``face.alignment.normalised_coordinates``); the branch reads each point minus its mirror twin
+reflected across the midline.
 """
 
 from __future__ import annotations
