@@ -19,6 +19,10 @@ FLAG_NAMES = {
     "unfamiliar": "face unlike any the model was trained on",
 }
 INCONCLUSIVE = "inconclusive"
+# A head turned this far (but under the "large_yaw" limit) still gets a verdict, with a caution: a
+# turned head's near side looks larger in 2D, and on the transfer check the verdict was wrong
+# more often on faces turned 10-25 degrees than on frontal ones (model card notes).
+TURN_CAUTION_DEG = 10.0
 
 
 def reliable(flags: list[tuple[str, ...]]) -> np.ndarray:
@@ -37,6 +41,27 @@ def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
         return None
     seen = sorted({x for f in flags for x in f if x in UNRELIABLE_FLAGS})
     return "every face frame is unreliable: " + ", ".join(FLAG_NAMES[x] for x in seen)
+
+
+def turn_caution(yaw_deg: np.ndarray, flags: list[tuple[str, ...]]) -> str | None:
+    """A caution for a verdict decided on a turned head, or None.
+
+    ``yaw_deg`` and ``flags`` are the face frames' head yaw and flags. The frames that decide the
+    verdict are those ``file_score`` averages (the reliable ones, or every face frame when none
+    is); their median turn of ``TURN_CAUTION_DEG`` or more gets the caution.
+    """
+    yaw = np.abs(np.asarray(yaw_deg, dtype=np.float64))
+    if not len(yaw):
+        return None
+    good = reliable(flags)
+    deciding = yaw[good] if good.any() else yaw
+    deciding = deciding[np.isfinite(deciding)]
+    if not len(deciding) or np.median(deciding) < TURN_CAUTION_DEG:
+        return None
+    return (f"head turned {np.median(deciding):.0f} degrees to the side: a turned head adds "
+            "apparent asymmetry, and on faces from unseen sources the verdict was wrong more "
+            "often for heads turned 10-25 degrees than for frontal ones; for a firmer verdict, "
+            "retake the photo facing the camera")
 
 
 def retake_hint(reason: str) -> str:

