@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # records are small: the store only carries jobs
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding palsy_core
+INTERRUPT_POLL_S = 0.2  # how often a Ray run checks for Ctrl-C while it waits for a result
 
 
 class EngineUnavailable(RuntimeError):
@@ -218,11 +221,27 @@ class RayEngine:
             progress.retry()
             return None
 
+        # Ctrl-C only sets a flag, checked between short waits: raised inside Ray's blocking
+        # wait, a KeyboardInterrupt can be swallowed by its native code and the run goes on.
+        interrupted = threading.Event()
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if interrupted.is_set():  # a second Ctrl-C: stop at once
+                raise KeyboardInterrupt
+            interrupted.set()
+
+        previous = (signal.signal(signal.SIGINT, on_sigint)
+                    if threading.current_thread() is threading.main_thread() else None)
         try:
             for slot in self._slots:
                 fill(slot)
             while order.next < len(items):
-                [ref], _ = ray.wait(list(in_flight), num_returns=1)
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=INTERRUPT_POLL_S)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                if not ready:
+                    continue
+                ref = ready[0]
                 i, slot = in_flight.pop(ref)
                 slot.load -= 1
                 record: dict | None
@@ -248,6 +267,8 @@ class RayEngine:
                   "done and written)", file=sys.stderr)
             raise
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             progress.close()
             self._kill_pool()
 
