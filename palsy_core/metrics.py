@@ -60,8 +60,8 @@ def turn_caution(yaw_deg: np.ndarray, flags: list[tuple[str, ...]]) -> str | Non
         return None
     return (f"head turned {np.median(deciding):.0f} degrees to the side: a turned head adds "
             "apparent asymmetry, and on faces from unseen sources the verdict was wrong more "
-            "often for heads turned 10-25 degrees than for frontal ones; for a firmer verdict, "
-            "retake the photo facing the camera")
+            f"often for heads turned {TURN_CAUTION_DEG:.0f} degrees or more than for frontal "
+            "ones; for a firmer verdict, retake facing the camera")
 
 
 def retake_hint(reason: str) -> str:
