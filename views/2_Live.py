@@ -119,6 +119,8 @@ def live_scores() -> None:
                           f"{scorer.heavy_every} frames), the others reused the previous frame's")
     if result.inconclusive:
         st.warning(f"No verdict: {result.inconclusive}. {retake_hint(result.inconclusive)}")
+    elif result.caution:
+        st.info(f"Caution: {result.caution}.", icon=":material/rotate_right:")
     names = ", ".join(modality(m).name for m in result.enabled)
     flags = ", ".join(FLAG_NAMES.get(f, f) for f in result.flags) or "none"
     st.caption(f"{result.window_faces} recent frames with a face ({result.window_fresh} with "

@@ -30,7 +30,7 @@ from palsy_core.inference.scoring import (
     mirror_averaged,
     torch_threads,
 )
-from palsy_core.metrics import Decided, file_score, inconclusive_reason
+from palsy_core.metrics import Decided, file_score, inconclusive_reason, turn_caution
 from palsy_core.modalities import specs
 from palsy_core.modalities.line_segments import draw_landmarks, overlay_line_segments
 from palsy_core.model.batches import FrameArrays, frame_arrays, mirror_arrays, to_inputs
@@ -71,6 +71,7 @@ class LiveResult(Decided):
     window_fresh: int = 0
 
     inconclusive: str | None = None  # why the window gives no verdict (every frame unreliable)
+    caution: str | None = None  # a verdict given on a turned head (``metrics.turn_caution``)
 
     def _decision_inputs(self):
         return (self.p_rolling, self.p_left_rolling, self.threshold, NO_FACE,
@@ -116,7 +117,9 @@ class LiveScorer:
         self.modalities = tuple(loaded.modalities)
         self._lock = threading.Lock()  # guards the settings, the window and the latest result
         self._process_lock = threading.Lock()  # one frame at a time: detectors are not thread-safe
-        self._window: deque[tuple[float, float, tuple[str, ...], bool]] = deque(maxlen=window)
+        # (P(palsy), P(left), flags, heavy views fresh, head yaw) per frame
+        self._window: deque[tuple[float, float, tuple[str, ...], bool, float]] = deque(
+            maxlen=window)
         try:
             self._enabled = self._check_enabled(enabled)
             self._overlay = self._check_overlay(overlay)
@@ -227,7 +230,7 @@ class LiveScorer:
                 if enabled == self._enabled:  # scored by the current subset: it joins the window
                     self._window.append((np.nan if p is None else p,
                                          np.nan if p_left is None else p_left, frame.flags,
-                                         fresh))
+                                         fresh, frame.pose[0]))
                 result = self._result(frame, p, enabled, latency)
                 self._latest = result
             self._count += 1
@@ -278,6 +281,10 @@ class LiveScorer:
         p_win = np.array([entry[0] for entry in self._window], dtype=np.float64)
         left_win = np.array([entry[1] for entry in self._window], dtype=np.float64)
         flags = [entry[2] for entry in self._window]
+        face = ~np.isnan(p_win)
+        face_flags = [f for f, has in zip(flags, face, strict=True) if has]
+        inconclusive = inconclusive_reason(face_flags)
+        yaw = np.array([entry[4] for entry in self._window], dtype=np.float64)[face]
         return LiveResult(
             index=frame.index, p_frame=p,
             p_rolling=_optional(file_score(p_win, flags)),
@@ -287,8 +294,8 @@ class LiveScorer:
             flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))),
             window_fresh=sum(1 for entry in self._window
                              if entry[3] and not np.isnan(entry[0])),
-            inconclusive=inconclusive_reason([f for f, p in zip(flags, p_win, strict=True)
-                                              if not np.isnan(p)]))
+            inconclusive=inconclusive,
+            caution=None if inconclusive else turn_caution(yaw, face_flags))
 
     @staticmethod
     def _draw_overlay(rgb: np.ndarray, frame: FrameResult, overlay: str) -> np.ndarray:
