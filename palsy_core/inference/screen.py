@@ -6,6 +6,7 @@
         result = screener.analyse("clip.mp4")  # a path, the file's bytes, or RGB frames
     result.verdict, result.side, result.p      # "palsy suspected", "left", 0.91
     result.reason                              # why it is "inconclusive", else None
+    result.caution                             # a verdict on a turned head says so, else None
     result.frames                              # one row per analysed frame (pandas)
     result.subsets()                           # the file score of every reported modality subset
     result.to_dict()                           # the record ``predict --json`` prints
@@ -75,6 +76,11 @@ class Screening:
     @property
     def reason(self) -> str | None:
         return self.score().inconclusive
+
+    @property
+    def caution(self) -> str | None:
+        """Why a verdict given is less sure (a turned head, ``metrics.turn_caution``), else None."""
+        return self.score().caution
 
     @property
     def frames(self) -> pd.DataFrame:
