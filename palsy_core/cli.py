@@ -269,8 +269,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 quality = ", ".join(f"{k}: {v}" for k, v in record["quality"].items()) or "ok"
                 cap = (f" (stopped at the frame cap, --max-frames {settings.max_frames}: later "
                        "frames not analysed)" if record["frame_cap_reached"] else "")
-                why = f" ({record['reason'] or record['caution']})" if (
-                    record["reason"] or record["caution"]) else ""
+                note = record["reason"] or record["caution"]
+                why = f" ({note})" if note else ""
                 print(f"{name}: {record['verdict']}{why}{prob}{side}; "
                       f"{record['face_frames']}/{record['frames_analysed']} frames with a face"
                       f"{cap}; quality flags: {quality}", flush=True)

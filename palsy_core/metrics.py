@@ -30,6 +30,14 @@ def reliable(flags: list[tuple[str, ...]]) -> np.ndarray:
     return np.array([not (set(f) & UNRELIABLE_FLAGS) for f in flags], dtype=bool)
 
 
+def deciding_frames(face: np.ndarray, flags: list[tuple[str, ...]]) -> np.ndarray:
+    """(T,) the frames a verdict rests on: the ``face`` frames without an unreliable flag, or
+    every face frame when none is reliable."""
+    face = np.asarray(face, dtype=bool)
+    good = face & reliable(flags)
+    return good if good.any() else face
+
+
 def inconclusive_reason(flags: list[tuple[str, ...]]) -> str | None:
     """Why no verdict can be given for these face frames' flags, or None when one can.
 
@@ -51,11 +59,7 @@ def turn_caution(yaw_deg: np.ndarray, flags: list[tuple[str, ...]]) -> str | Non
     is); their median turn of ``TURN_CAUTION_DEG`` or more gets the caution.
     """
     yaw = np.abs(np.asarray(yaw_deg, dtype=np.float64))
-    if not len(yaw):
-        return None
-    good = reliable(flags)
-    deciding = yaw[good] if good.any() else yaw
-    deciding = deciding[np.isfinite(deciding)]
+    deciding = yaw[deciding_frames(np.isfinite(yaw), flags)]
     if not len(deciding) or np.median(deciding) < TURN_CAUTION_DEG:
         return None
     return (f"head turned {np.median(deciding):.0f} degrees to the side: a turned head adds "
@@ -80,9 +84,7 @@ def file_score(p_frames: np.ndarray, flags: list[tuple[str, ...]]) -> float:
     """A photo's or video's P(palsy): the mean over face frames without quality flags, or over all
     face frames when every one is flagged; NaN when no frame has a face."""
     p = np.asarray(p_frames, dtype=np.float64)
-    face = ~np.isnan(p)
-    good = face & reliable(flags)
-    use = good if good.any() else face
+    use = deciding_frames(~np.isnan(p), flags)
     return float(p[use].mean()) if use.any() else float("nan")
 
 

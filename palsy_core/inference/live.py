@@ -291,9 +291,9 @@ class LiveScorer:
             p_left_rolling=_optional(file_score(left_win, flags)),
             threshold=self.loaded.threshold(enabled), enabled=enabled,
             fps=rate, latency_ms=1000.0 * latency,
-            flags=frame.flags, window_faces=int(np.count_nonzero(~np.isnan(p_win))),
-            window_fresh=sum(1 for entry in self._window
-                             if entry[3] and not np.isnan(entry[0])),
+            flags=frame.flags, window_faces=int(face.sum()),
+            window_fresh=sum(1 for entry, has in zip(self._window, face, strict=True)
+                             if entry[3] and has),
             inconclusive=inconclusive,
             caution=None if inconclusive else turn_caution(yaw, face_flags))
 

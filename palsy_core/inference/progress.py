@@ -41,7 +41,7 @@ from palsy_core.inference.scoring import LoadedModel, ScoredMedia
 from palsy_core.inference.screen import Screener, ScreenJob
 from palsy_core.io.bundle import BundleError, check_members
 from palsy_core.io.media import PHOTO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError
-from palsy_core.metrics import reliable
+from palsy_core.metrics import deciding_frames
 from palsy_core.registry import FRAME_FEATURES
 
 # File-name dates: year, month, day with a separator, or eight digits, not inside a longer number.
@@ -183,9 +183,7 @@ def progress_record(screener: Screener, name: str, source: Path | bytes,
     except (MediaError, OSError) as exc:
         return {**record, "error": str(exc)}
     a, scored = result.analysis, result.scored
-    usable = a.has_face & reliable(scored.frame_flags)
-    if not usable.any():
-        usable = a.has_face
+    usable = deciding_frames(a.has_face, scored.frame_flags)
     return {**record, "p_palsy": _round(result.p), "verdict": result.verdict,
             "side": result.side, "reason": result.reason,
             "threshold": round(result.score().threshold, 4),

@@ -21,7 +21,7 @@ from PIL import Image
 from palsy_core.face.alignment import align
 from palsy_core.inference.explain import grad_cam, overlay_heatmap
 from palsy_core.inference.scoring import ScoredMedia, SubsetScore
-from palsy_core.metrics import FLAG_NAMES, reliable, retake_hint
+from palsy_core.metrics import FLAG_NAMES, deciding_frames, retake_hint
 from palsy_core.modalities.line_segments import draw_landmarks, overlay_line_segments
 from palsy_core.registry import EMOTRICS_FEATURES, EMOTRICS_MEASURES, FRAME_FEATURES, modality
 from palsy_core.settings import DISCLAIMER, __version__
@@ -73,9 +73,7 @@ def key_frames(score: SubsetScore, flags: Sequence[tuple[str, ...]], k: int = 3)
     """Up to ``k`` frames worth showing: the most and least palsy-like and the median one, from
     frames without quality flags when there are any."""
     p = score.p_frames
-    face = ~np.isnan(p)
-    good = face & reliable(flags)
-    idx = np.flatnonzero(good if good.any() else face)
+    idx = np.flatnonzero(deciding_frames(~np.isnan(p), flags))
     if not len(idx):
         return []
     order = idx[np.argsort(p[idx], kind="stable")]
@@ -243,8 +241,7 @@ def html_report(scored: ScoredMedia, enabled: Sequence[str], title: str) -> str:
     ]
     per_modality = [[html.escape(names[m]), pct(score.weights.get(m)),
                      pct(scored.score((m,)).p)] for m in scored.modalities]
-    good = a.has_face & reliable(scored.frame_flags)
-    rows = a.features[good if good.any() else a.has_face]
+    rows = a.features[deciding_frames(a.has_face, scored.frame_flags)]
     measures = ""
     if len(rows):
         measures = (f"<h2>Measurements (median over {len(rows)} frames)</h2>"
