@@ -12,6 +12,7 @@ from pathlib import Path
 
 from palsy_core.engine import ADDRESS_ENV, ENGINES, EngineOptions, open_engine
 from palsy_core.extraction.pipeline import Settings
+from palsy_core.face.style import STYLED_SHARE
 from palsy_core.io.manifest import ManifestError, read_manifest
 from palsy_core.settings import DEFAULT_MODEL, DISCLAIMER, __version__, artifacts_dir
 
@@ -160,7 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     analyses = report.results
     real = real_samples(rows, analyses, config.image_size)
     synthetic = synthetic_samples(rows, analyses, config.image_size,
-                                  variants=args.synth_variants, seed=args.seed)
+                                  variants=args.synth_variants, seed=args.seed,
+                                  styled=args.styled)
     out = Path(args.out)
     extra = {"manifest": str(args.manifest), "files": len(rows),
              "files_with_face": int(sum(analyses[r.path].has_face.any() for r in rows
@@ -429,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(default: random initialisation)")
     p.add_argument("--synth-variants", type=int, default=2,
                    help="synthetic one-sided palsy variants per healthy file (default 2)")
+    p.add_argument("--styled", type=float, default=STYLED_SHARE, metavar="SHARE",
+                   help="share of the synthetic controls (and as many warps) shown in a random "
+                        "photo style: resolution, blur, noise, JPEG, colour, lighting direction "
+                        f"(default {STYLED_SHARE}: off; see models/README.md for why)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the logistic-regression baseline in CV")
     p.add_argument("--unimodal", action="store_true",

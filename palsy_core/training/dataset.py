@@ -19,7 +19,9 @@ from tqdm import tqdm
 from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_frame
 from palsy_core.face.alignment import align
 from palsy_core.face.landmarks import make_detector
+from palsy_core.face.style import STYLED_SHARE, apply_style, random_style
 from palsy_core.face.synth import synthesize_palsy
+from palsy_core.face.topology import LEFT_IRIS, RIGHT_IRIS
 from palsy_core.io.manifest import ManifestRow
 from palsy_core.model.batches import FrameArrays, analysis_arrays
 from palsy_core.settings import SIDES
@@ -80,6 +82,10 @@ def real_samples(
                      np.array(fid, np.int64), np.zeros(len(y), bool), list(rows))
 
 
+def _interocular(points: np.ndarray) -> float:
+    return float(np.linalg.norm(points[LEFT_IRIS, :2] - points[RIGHT_IRIS, :2]))
+
+
 def _variant_seed(row: ManifestRow, k: int, seed: int) -> int:
     return int(hashlib.sha256(f"{row.rel}|{k}|{seed}".encode()).hexdigest()[:8], 16)
 
@@ -92,6 +98,7 @@ def synthetic_samples(
     controls: int = 1,
     seed: int = 0,
     severity: tuple[float, float] = (0.4, 1.0),
+    styled: float = STYLED_SHARE,
     progress: bool = True,
 ) -> SampleSet:
     """Synthetic one-sided palsy from every healthy row: ``variants`` per file, alternating sides.
@@ -99,7 +106,10 @@ def synthetic_samples(
     The warp is applied to the aligned face crop, then detection and every modality are recomputed
     on the result. ``controls`` extra copies per file go through the same resampling and
     re-detection with severity 0 and keep the healthy label, so resampling artefacts cannot
-    separate the classes. Variants whose warped face is not re-detected are skipped.
+    separate the classes. A share ``styled`` of the controls, and as many warps, are then shown in
+    a random photo style (``palsy_core.face.style``: resolution, blur, noise, JPEG, colour,
+    lighting direction), so that a healthy-only source's look is seen with both labels. Variants
+    whose warped face is not re-detected are skipped.
     """
     settings = Settings(clean_marks=False)
     frames, y, y_side, fid = [], [], [], []
@@ -119,7 +129,12 @@ def synthetic_samples(
                 side = SIDES[(k + j * variants) % 2] if palsy else None
                 sev = float(rng.uniform(*severity)) if palsy else 0.0
                 out = synthesize_palsy(res.rgb[t], aligned, side or "left", sev, rng=rng)
-                fr = analyse_frame(out.rgb, det, settings)
+                rgb = out.rgb
+                # Controls are styled with probability ``styled``, each warp with the probability
+                # that gives as many styled warps as styled controls: a style never hints a label.
+                if rng.random() < (styled * controls / variants if palsy else styled):
+                    rgb = apply_style(rgb, random_style(rng, _interocular(aligned)))
+                fr = analyse_frame(rgb, det, settings)
                 if fr.has_face:
                     frames.append(fr)
                     y.append(float(palsy))
