@@ -58,7 +58,14 @@ from palsy_core.model.fusion import (
 )
 from palsy_core.model.novelty import invariant_vectors
 from palsy_core.training.dataset import SIDE_CODES, SampleSet
-from palsy_core.training.train import TrainConfig, fit, grouped_split, source_weights, subset_scores
+from palsy_core.training.train import (
+    TrainConfig,
+    fit,
+    grouped_split,
+    source_weights,
+    subset_scores,
+    threshold_units,
+)
 
 LEFT = SIDE_CODES["left"]
 CONTRAST_FRACTION = 0.3  # share of the other class's people held out beside a one-class source
@@ -126,7 +133,7 @@ def transfer_folds(rows: Sequence[ManifestRow], groups: Sequence[Sequence[str]] 
 def _gbt(data: SampleSet, config: TrainConfig, seed: int
          ) -> tuple[HistGradientBoostingClassifier, float]:
     """The tree baseline, trained like the network (same split, source and class balance), and
-    its threshold chosen on the same kind of validation split."""
+    its threshold chosen on the same validation units (``train.threshold_units``)."""
     tr, va = grouped_split(data.subjects, data.y.astype(int), config.val_fraction, seed)
     train, val = data.take(np.flatnonzero(tr)), data.take(np.flatnonzero(va))
     w = train.weight.astype(np.float64) * source_weights(train)
@@ -141,8 +148,7 @@ def _gbt(data: SampleSet, config: TrainConfig, seed: int
     # One thread runs the binning in-process and the whole fit in seconds.
     with threadpool_limits(1, user_api="openmp"):
         clf.fit(invariant_vectors(train.arrays), train.y.astype(int), sample_weight=w / w.mean())
-        real = val.take(np.flatnonzero(~val.synthetic))
-        val = real if len(set(real.y.tolist())) == 2 else val
+        val = threshold_units(val)
         p = clf.predict_proba(invariant_vectors(val.arrays))[:, 1]
     units = np.where(val.synthetic, -1 - np.arange(len(val)), val.file_id)
     ids = np.unique(units)
