@@ -12,10 +12,12 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from palsy_core.io.manifest import ManifestRow
+from palsy_core.metrics import MIN_THRESHOLD_FILES
+from palsy_core.model.batches import FrameArrays
 from palsy_core.model.fusion import variant_label, variant_name
 from palsy_core.training.crossval import folds
-from palsy_core.training.dataset import SIDE_CODES
-from palsy_core.training.train import grouped_split
+from palsy_core.training.dataset import SIDE_CODES, SampleSet
+from palsy_core.training.train import grouped_split, threshold_units
 from palsy_core.training.transfer import VERDICT_MIN_GAIN
 
 
@@ -39,6 +41,35 @@ def test_grouped_splits_never_share_a_subject():
     assert set(y[val]) == {0, 1}
     with pytest.raises(ValueError, match="groupkfold"):
         folds(rows, "groupkfold:1000")
+
+
+def _validation_set(real_palsy_files: int, real_healthy_files: int, frames: int = 2) -> SampleSet:
+    """Real files (``frames`` frames each) of both classes plus synthetic samples of both."""
+    y, fid, syn = [], [], []
+    for label, n in ((1, real_palsy_files), (0, real_healthy_files)):
+        for _ in range(n):
+            y += [label] * frames
+            fid += [len(set(fid))] * frames
+            syn += [False] * frames
+    for label in (1, 1, 0):  # two warps and a control of one healthy file
+        y.append(label)
+        fid.append(len(set(fid)))
+        syn.append(True)
+    n = len(y)
+    return SampleSet(FrameArrays({"features": np.zeros((n, 1), np.float32)}),
+                     np.array(y, np.float32), np.full(n, -1, np.int8), np.ones(n, np.float32),
+                     np.array(fid), np.array(syn), [])
+
+
+def test_thresholds_use_synthetic_samples_only_when_real_files_of_a_class_are_few():
+    enough = _validation_set(MIN_THRESHOLD_FILES, 3 * MIN_THRESHOLD_FILES)
+    chosen = threshold_units(enough)
+    assert not chosen.synthetic.any() and len(chosen) == (~enough.synthetic).sum()
+    # Files, not frames, are counted: many frames of few palsy files are still few files.
+    for few in (_validation_set(MIN_THRESHOLD_FILES - 1, 100, frames=10),
+                _validation_set(100, 5), _validation_set(0, 100)):
+        chosen = threshold_units(few)
+        assert len(chosen) == len(few) and chosen.synthetic.sum() == 3
 
 
 def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):

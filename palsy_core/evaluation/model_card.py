@@ -14,6 +14,7 @@ import pandas as pd
 
 from palsy_core.evaluation.evaluate import transfer_tables, transfer_verdict
 from palsy_core.inference.scoring import load_model
+from palsy_core.metrics import MIN_THRESHOLD_FILES
 from palsy_core.model.fusion import variant_label, verdict_first
 from palsy_core.settings import DISCLAIMER
 
@@ -155,7 +156,9 @@ def transfer_section(transfer: dict) -> list[str]:
              "contrast group is removed from training wherever they appear. Real files and "
              "synthetic one-sided palsy made from the training sources' healthy faces are "
              "trained on. Every fold is scored at its own model's thresholds (chosen on that "
-             "model's subject-grouped validation split, as for the shipped model). AUROC is "
+             "model's subject-grouped validation split, as for the shipped model: on its real "
+             f"files, or on every sample, synthetic ones included, where a class has fewer than "
+             f"{MIN_THRESHOLD_FILES} real files there, as when the web pool is held out). AUROC is "
              "computed within each fold (one model scores both classes); pooled numbers centre "
              "each fold's scores on that fold's own threshold. \"Held-out files right\" is the "
              "share of the held-out source's files (one class) on the right side of the "
@@ -227,7 +230,9 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "(`meta[\"verdict_modalities\"]`); the other subsets are ablations. Its decision "
         f"threshold {loaded.threshold(loaded.verdict_modalities):.3f} was chosen on a "
         "subject-grouped validation split of the training data (maximum balanced accuracy, "
-        "mirror-averaged scores); one threshold per modality subset is stored.",
+        "mirror-averaged scores, on its real files; every sample, synthetic ones included, "
+        f"only where a class has fewer than {MIN_THRESHOLD_FILES} real files there); one "
+        "threshold per modality subset is stored.",
         "",
         "## Data",
         f"- `{meta.get('manifest')}`: {meta.get('files')} files, "

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from palsy_core.inference.scoring import LoadedModel, network_scores
-from palsy_core.metrics import best_threshold
+from palsy_core.metrics import MIN_THRESHOLD_FILES, best_threshold
 from palsy_core.modalities import features as feats
 from palsy_core.model.batches import FrameArrays, Normaliser, mirror_arrays, to_inputs
 from palsy_core.model.fusion import all_subsets, subset_key
@@ -27,13 +27,6 @@ from palsy_core.model.novelty import MIN_FRAMES, Novelty
 from palsy_core.training.dataset import SampleSet
 
 log = logging.getLogger(__name__)
-
-# A threshold is chosen on real validation files only when each class has at least this many;
-# with fewer it is mostly noise. Measured on the transfer check's web palsy fold (about 5 real
-# palsy files in its validation split): chosen on them, the threshold found 58 %, 21 % and 14 %
-# of the unseen palsy photos for training seeds 0, 1 and 2; with the synthetic samples joining,
-# 51 %, 47 % and 48 % (healthy contrast passed 90 %, 84 %, 87 %). 10, 20 and 40 gave the same.
-MIN_THRESHOLD_FILES = 20
 
 
 @dataclass(frozen=True)
