@@ -13,12 +13,12 @@ photo styles, drawn the same way for both classes so that a style can never tell
 - lighting direction: a smooth brightness ramp across the face, left or right.
 
 Each effect is drawn independently with its own probability; ``random_style`` draws a style and
-``apply_style`` renders it, so a style can be reported and reapplied.
+``apply_style`` renders it, so the same style can be reapplied.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -53,9 +53,6 @@ class PhotoStyle:
     saturation: float = 1.0
     light_ramp: float = 0.0  # signed: > 0 brighter towards image right
     seed: int = 0  # the noise pattern
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def neutral(self) -> bool:

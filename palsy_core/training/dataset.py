@@ -17,11 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_frame
-from palsy_core.face.alignment import align
+from palsy_core.face.alignment import INTEROCULAR, align
 from palsy_core.face.landmarks import make_detector
 from palsy_core.face.style import STYLED_SHARE, apply_style, random_style
 from palsy_core.face.synth import synthesize_palsy
-from palsy_core.face.topology import LEFT_IRIS, RIGHT_IRIS
 from palsy_core.io.manifest import ManifestRow
 from palsy_core.model.batches import FrameArrays, analysis_arrays
 from palsy_core.settings import SIDES
@@ -82,10 +81,6 @@ def real_samples(
                      np.array(fid, np.int64), np.zeros(len(y), bool), list(rows))
 
 
-def _interocular(points: np.ndarray) -> float:
-    return float(np.linalg.norm(points[LEFT_IRIS, :2] - points[RIGHT_IRIS, :2]))
-
-
 def _variant_seed(row: ManifestRow, k: int, seed: int) -> int:
     return int(hashlib.sha256(f"{row.rel}|{k}|{seed}".encode()).hexdigest()[:8], 16)
 
@@ -133,7 +128,7 @@ def synthetic_samples(
                 # Controls are styled with probability ``styled``, each warp with the probability
                 # that gives as many styled warps as styled controls: a style never hints a label.
                 if rng.random() < (styled * controls / variants if palsy else styled):
-                    rgb = apply_style(rgb, random_style(rng, _interocular(aligned)))
+                    rgb = apply_style(rgb, random_style(rng, INTEROCULAR * rgb.shape[1]))
                 fr = analyse_frame(rgb, det, settings)
                 if fr.has_face:
                     frames.append(fr)
