@@ -132,6 +132,17 @@ def _extract_rows(rows, settings, cache: str | None, engine: EngineOptions | Non
     return report
 
 
+def _at_least_one(value: str) -> int:
+    """An argparse type: a whole number >= 1, or a clear message before anything runs."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -181,7 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     transfer = None
     if args.transfer:
         groups = [g.split(",") for g in args.transfer_group or []]
-        transfer = leave_one_source_out(rows, analyses, real, synthetic, config, groups)
+        transfer = leave_one_source_out(rows, analyses, real, synthetic, config, groups,
+                                        repeats=args.transfer_repeats)
         verdict = write_transfer(transfer, cv_dir, config.modalities).get("verdict")
         print(f"transfer check (leave one source out) written to {cv_dir / 'transfer.json'}")
         if verdict:
@@ -447,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer-group", action="append", metavar="SRC,SRC",
                    help="sources held out together (one pool, e.g. droop-web,droop-web2); "
                         "repeatable")
+    p.add_argument("--transfer-repeats", type=_at_least_one, default=1, metavar="N",
+                   help="run the transfer check N times with other training seeds and report "
+                        "the means (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="extraction cache folder (default ~/.cache/palsy-fusion)")
     _add_video_args(p)

@@ -260,6 +260,69 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
     assert "| palsy-set |" in card and "Targets on the transfer check" in card
 
 
+def test_a_repeated_transfer_check_reports_the_mean_of_its_runs(tmp_path, transfer_run):
+    """Run twice with other seeds, the check reports each number as the mean of the runs, keeps
+    each run's pooled numbers, counts inconclusive files once and chooses on the means."""
+    from palsy_core.evaluation.evaluate import transfer_tables
+    from palsy_core.evaluation.model_card import transfer_section
+    from palsy_core.training.transfer import (
+        TransferResult,
+        fold_seed,
+        leave_one_source_out,
+        summarise,
+    )
+
+    mods = ("landmarks", "features")
+    rows, one = transfer_run
+    # A second run of the same folds whose network ranks differently: every P(palsy) of the
+    # real rows is moved on the logit scale by a per-file amount (the thresholds stay).
+    rng = np.random.default_rng(0)
+    again = one.files.copy()
+    again["repeat"] = 1
+    for col in [c for c in again if c.startswith("p_")]:
+        p = again[col].clip(1e-6, 1 - 1e-6)
+        again[col] = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, 1.5, len(p)))))
+    syn = one.synthetic.copy()
+    syn["repeat"] = 1
+    syn[[c for c in syn if c.startswith("p_") and not c.startswith("p_left")]] **= 2
+    second = TransferResult(again, syn, one.trained_on, one.skipped)
+    both = TransferResult(pd.concat([one.files, again], ignore_index=True),
+                          pd.concat([one.synthetic, syn], ignore_index=True),
+                          one.trained_on, one.skipped)
+    s1, s2, mean = (summarise(r, mods) for r in (one, second, both))
+    assert "repeats" not in s1 and mean["repeats"]["runs"] == 2
+    assert mean["repeats"]["pooled"] == [s1["variants"]["pooled"],
+                                         summarise(second, mods)["variants"]["pooled"]]
+    for name, m in mean["variants"]["pooled"].items():
+        assert m["auroc"] == pytest.approx(np.mean([s["variants"]["pooled"][name]["auroc"]
+                                                    for s in (s1, s2)]))
+        assert m["n"] == s1["variants"]["pooled"][name]["n"]  # same files in every run
+    for fold, block in mean["variants"]["per_fold"].items():
+        assert block["fused"]["f1"] == pytest.approx(np.mean(
+            [s["variants"]["per_fold"][fold]["fused"]["f1"] for s in (s1, s2)]))
+        assert block["fused"]["held_out_class"] == s1["variants"]["per_fold"][fold]["fused"][
+            "held_out_class"]
+    assert mean["inconclusive"] == s1["inconclusive"]
+    v = mean["verdict"]["name"]
+    assert mean["synthetic"]["variant"] == v
+    syn_runs = mean["repeats"]["synthetic"]
+    assert len(syn_runs) == 2 and mean["synthetic"]["pooled"]["auroc"] == pytest.approx(
+        np.mean([r["auroc"] for r in syn_runs]))
+    if s1["verdict"]["name"] == v:
+        assert syn_runs[0] == s1["synthetic"]["pooled"]
+    # The card and the dashboard table say so, with every run's pooled numbers.
+    table = transfer_tables(mean)[2].set_index("model")
+    runs = table.loc[variant_label("fused", v), "pooled AUROC / F1 % per run"]
+    assert runs.count("/") == 2 and runs.startswith(
+        f"{round(100 * s1['variants']['pooled']['fused']['auroc'], 1)} /")
+    assert "run 2 times" in "\n".join(transfer_section(mean))
+    # Run r trains fold k with its own seed; run 0 keeps a single run's seeds.
+    seeds = {fold_seed(0, k, r) for k in range(8) for r in range(3)}
+    assert len(seeds) == 24 and fold_seed(7, 2) == fold_seed(7, 2, 0) == 109
+    with pytest.raises(ValueError, match="at least 1"):
+        leave_one_source_out(rows, {}, None, None, None, repeats=0)
+
+
 def test_the_verdict_leaves_a_modality_out_only_for_a_clear_transfer_gain():
     from palsy_core.training.transfer import choose_verdict
 

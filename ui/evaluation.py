@@ -359,7 +359,10 @@ def show_transfer(cv_dir: Path) -> None:
                "scores on its own threshold (the fold model's own, from its validation split). "
                "Files with an inconclusive verdict (every face frame turned, blurred, too small "
                "or unlike the fold model's training faces) are left out of the metrics and "
-               "counted in the table. Numbers in percent.")
+               "counted in the table. Numbers in percent."
+               + (f" Every number is the mean of {runs} runs of the whole check with other "
+                  "training seeds; each run's pooled AUROC / F1 is in the variants table."
+                  if (runs := summary.get("repeats", {}).get("runs", 1)) > 1 else ""))
     st.dataframe(real, hide_index=True, key="transfer_real")
     pooled = pooled_transfer(summary)
     if pooled:

@@ -181,7 +181,8 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     """Display tables (percent) for the card and the dashboard: the verdict per held-out
     source, synthetic palsy of the held-out sources' healthy faces, and every variant (each
     modality alone, each leave-one-out subset, the network's own fusion and the GBT baseline)
-    pooled and per fold."""
+    pooled and per fold. A check run with several training seeds shows the means, and every
+    run's pooled AUROC / F1 in one more column."""
     variants = summary.get("variants", {})
     per_fold = variants.get("per_fold", {})
     real = []
@@ -209,9 +210,12 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                           "AUROC %": _pct(m["auroc"]),
                           "affected side correct %": _pct(m["side_accuracy"])})
     rows = []
+    runs = summary.get("repeats", {}).get("pooled", [])
     for name, m in variants.get("pooled", {}).items():
+        each = {"pooled AUROC / F1 % per run": ", ".join(
+            f"{_pct(r[name]['auroc'])} / {_pct(r[name]['f1'])}" for r in runs)} if runs else {}
         rows.append({"model": variant_label(name, verdict), "pooled AUROC %": _pct(m["auroc"]),
-                     "pooled F1 %": _pct(m["f1"]),
+                     "pooled F1 %": _pct(m["f1"]), **each,
                      "lowest fold AUROC %": _pct(min((b[name]["auroc"] or 0.0)
                                                      for b in per_fold.values())),
                      **{f"{f} AUROC %": _pct(b[name]["auroc"]) for f, b in per_fold.items()}})

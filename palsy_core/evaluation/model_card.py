@@ -168,6 +168,14 @@ def transfer_section(transfer: dict) -> list[str]:
              "counted in the table. Numbers in percent; the scored rows are in "
              "`transfer_predictions.csv` and `transfer_synthetic.csv` next to `transfer.json`.",
              ""]
+    runs = transfer.get("repeats", {}).get("runs", 1)
+    if runs > 1:
+        parts[-2] += (f" **The whole check was run {runs} times**, with only the training seeds "
+                      "changed (each fold network's initialisation, batch order and validation "
+                      "split; the same folds, files and synthetic samples), and every number "
+                      f"below is the mean of the {runs} runs: a single run's pooled numbers move "
+                      "by several hundredths with the seed alone. Each run's pooled AUROC / F1 "
+                      "is in the variants table.")
     chosen = transfer.get("verdict")
     if chosen:
         gains = ", ".join(f"{variant_label(n)} {100 * m['auroc']:.1f} / {100 * m['f1']:.1f}"
@@ -250,7 +258,8 @@ def render(model_path: Path, cv_dir: Path) -> str:
         "## Training",
         "- Command: `make train` (= `python -m palsy_core train --manifest "
         "../shared/data/dev/manifest.csv --out models/default.pt --cv groupkfold:5 --transfer "
-        "--transfer-group droop-web,droop-web2`, then `python -m palsy_core card`).",
+        "--transfer-group droop-web,droop-web2 --transfer-repeats 2`, then `python -m "
+        "palsy_core card`).",
         f"- Wall time on the 2-core CPU (extraction, CV with baselines, "
         f"{'the leave-one-source-out models, ' if transfer.is_file() else ''}final model): "
         f"{meta.get('total_seconds', 0) / 60:.1f} min.",

@@ -18,6 +18,13 @@ baseline the networks must beat). A third variant, a late fusion of the modaliti
 (excluding fold *k*'s people), measures whether fitting the fusion where it transfers helps.
 Pooled numbers centre each fold's scores on that fold's own threshold.
 
+With ``repeats`` > 1 the whole check is run again with other training seeds (each fold's
+network initialisation, batch order and validation split; the folds, data and synthetic samples
+stay the same) and every reported number is the mean over the runs, with each run's pooled
+numbers kept beside it: on this collection one run's pooled AUROC moved by 0.04 with the seed
+alone (0.13 under an earlier threshold rule), so one run cannot tell two variants apart by a few
+hundredths.
+
 Synthetic one-sided palsy made from the held-out source's healthy faces, against their
 severity-0 controls, is scored too (with the affected side). Synthetic samples never enter the
 real-file metrics.
@@ -35,6 +42,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +83,9 @@ EPS = 1e-6
 # learning rate or modality-dropout rate) moved the two hardest folds' AUROC by 0.002-0.029
 # (model card), so a smaller pooled gain is not worth a verdict other than the full fusion.
 VERDICT_MIN_GAIN = 0.02
+# Run r of a repeated check trains fold k with seed ``config.seed + 100 + k + REPEAT_SEED_STEP * r``
+# (``fold_seed``; run 0 keeps the seeds of a single run).
+REPEAT_SEED_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -91,10 +102,15 @@ class TransferFold:
 
 @dataclass
 class TransferResult:
-    files: pd.DataFrame  # one row per (fold, scored real file): z_<m>, p_/thr_<variant>
-    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces
+    files: pd.DataFrame  # one row per (run, fold, scored real file): z_<m>, p_/thr_<variant>
+    synthetic: pd.DataFrame  # synthetic samples of held-out healthy faces, per run
     trained_on: dict[str, dict] = field(default_factory=dict)  # fold -> training-set counts
     skipped: dict[str, str] = field(default_factory=dict)  # fold -> why it was not run
+
+
+def fold_seed(seed: int, fold: int, run: int = 0) -> int:
+    """The training seed of fold ``fold`` in run ``run`` of the check (``REPEAT_SEED_STEP``)."""
+    return seed + 100 + fold + REPEAT_SEED_STEP * run
 
 
 def _share(subject: str, fold: str) -> float:
@@ -173,15 +189,19 @@ def leave_one_source_out(
     config: TrainConfig,
     groups: Sequence[Sequence[str]] = (),
     progress: bool = True,
+    repeats: int = 1,
 ) -> TransferResult:
-    """Run every fold (see the module docstring); needs at least two sources."""
+    """Run every fold ``repeats`` times with other training seeds (see the module docstring);
+    needs at least two sources."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     folds = transfer_folds(rows, groups)
     files, synth, trained_on, skipped = [], [], {}, {}
     if len(folds) < 2:
         return TransferResult(pd.DataFrame(), pd.DataFrame(),
                               skipped={f.name: "only one source in the manifest" for f in folds})
     keys = config.modalities
-    for k, fold in enumerate(folds):
+    for r, (k, fold) in product(range(repeats), enumerate(folds)):
         train_ids = np.flatnonzero(fold.train)
         train = SampleSet.concat(
             real.take(np.flatnonzero(np.isin(real.file_id, train_ids))),
@@ -196,11 +216,12 @@ def leave_one_source_out(
             "synthetic_samples": int(train.synthetic.sum()),
             "held_out_files": int(fold.test.sum()), "contrast_files": int(fold.contrast.sum())}
         if progress:
-            print(f"transfer {k + 1}/{len(folds)}: {fold.name} held out ({int(fold.test.sum())} "
-                  f"files, {int(fold.contrast.sum())} contrast files), training on "
-                  f"{trained_on[fold.name]['files']} files "
+            run = f" (run {r + 1}/{repeats})" if repeats > 1 else ""
+            print(f"transfer {k + 1}/{len(folds)}{run}: {fold.name} held out "
+                  f"({int(fold.test.sum())} files, {int(fold.contrast.sum())} contrast files), "
+                  f"training on {trained_on[fold.name]['files']} files "
                   f"(+{trained_on[fold.name]['synthetic_samples']} synthetic)", flush=True)
-        cfg = replace(config, seed=config.seed + 100 + k)
+        cfg = replace(config, seed=fold_seed(config.seed, k, r))
         loaded = fit(train, cfg, progress=progress)
         gbt, gbt_threshold = _gbt(train, cfg, cfg.seed)
         for i in np.flatnonzero(fold.test | fold.contrast):
@@ -213,7 +234,8 @@ def leave_one_source_out(
             with threadpool_limits(1, user_api="openmp"):
                 p_frames = gbt.predict_proba(invariant_vectors(rows_arrays))[:, 1]
             p_gbt = file_score(p_frames, [scored.frame_flags[t] for t in face])
-            rec = {"fold": fold.name, "role": "held-out source" if fold.test[i] else "contrast",
+            rec = {"repeat": r, "fold": fold.name,
+                   "role": "held-out source" if fold.test[i] else "contrast",
                    "path": rows[i].rel, "subject": rows[i].subject, "source": rows[i].source,
                    "label": rows[i].label, "y": rows[i].y, "face_frames": len(face),
                    "p_left": scored.score().p_left, "reason": scored.score().inconclusive,
@@ -229,7 +251,7 @@ def leave_one_source_out(
             scores = subset_scores(loaded.model, loaded.normaliser, held.arrays,
                                    verdict_candidates(keys))
             for j in range(len(held)):
-                rec = {"fold": fold.name, "path": rows[held.file_id[j]].rel,
+                rec = {"repeat": r, "fold": fold.name, "path": rows[held.file_id[j]].rel,
                        "source": rows[held.file_id[j]].source, "y": int(held.y[j]),
                        "side": int(held.side[j])}
                 for subset in verdict_candidates(keys):
@@ -281,14 +303,16 @@ def choose_verdict(summary: dict, modalities: Sequence[str]) -> dict:
 
 def _late_fusion(result: TransferResult, modalities: Sequence[str]) -> None:
     """The late-fusion variant: for each fold, a fusion of the modalities' own logits and its
-    threshold fitted on the other folds' rows, excluding this fold's people."""
+    threshold fitted on the other folds' rows of the same run, excluding this fold's people."""
     df = result.files
     zcols = {m: df[f"z_{m}"].to_numpy(np.float64) for m in modalities}
     y = df["y"].to_numpy(int)
     df[f"p_{LATE}"], df[f"thr_{LATE}"] = np.nan, np.nan
-    for fold in df["fold"].unique():
-        here = (df["fold"] == fold).to_numpy()
-        other = ~here & ~df["subject"].isin(set(df.loc[here, "subject"])).to_numpy()
+    for run, fold in df[["repeat", "fold"]].drop_duplicates().itertuples(index=False):
+        same = (df["repeat"] == run).to_numpy()
+        here = same & (df["fold"] == fold).to_numpy()
+        other = (same & ~here
+                 & ~df["subject"].isin(set(df.loc[here, "subject"])).to_numpy())
         fusions, thresholds = fit_late_fusion({m: z[other] for m, z in zcols.items()}, y[other],
                                               [tuple(modalities)])
         key = subset_key(modalities)
@@ -315,32 +339,56 @@ def _fold_block(part: pd.DataFrame, name: str) -> dict:
     return m
 
 
+def _mean(parts: list):
+    """The mean of several runs' summaries, leaf by leaf (a leaf equal in every run, such as a
+    count or a class name, is kept as it is; a metric missing in any run is missing)."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: _mean([p[k] for p in parts]) for k in first}
+    if isinstance(first, list):
+        return [_mean(list(x)) for x in zip(*parts, strict=True)]
+    if all(p == first for p in parts):
+        return first
+    if any(p is None for p in parts):
+        return None
+    return float(np.mean(parts))
+
+
 def summarise(result: TransferResult, modalities: Sequence[str]) -> dict:
     """Metrics for ``transfer.json``: per fold and pooled (scores centred on each fold's
-    threshold), for every variant and the baselines, plus the synthetic-palsy check."""
+    threshold), for every variant and the baselines, plus the synthetic-palsy check. With more
+    than one run (``repeats``) each number is the mean over the runs, and ``repeats`` keeps every
+    run's pooled numbers; the verdict is chosen on the means."""
     out: dict = {"trained_on": result.trained_on, "skipped": result.skipped,
                  "protocol": {"contrast_fraction": CONTRAST_FRACTION}}
     df = result.files
     if len(df):
         # Inconclusive files (every face frame turned, blurred, small or unlike the fold model's
         # training faces) get no verdict: left out of every variant's metrics, counted here.
+        # Quality and the novelty check do not depend on the training seed: one run counts them.
         unsure = inconclusive_rows(df)
+        first = df["repeat"].eq(df["repeat"].min())
         out["inconclusive"] = {
-            f: {"held_out": int((unsure & part["role"].eq("held-out source")).sum()),
-                "contrast": int((unsure & part["role"].eq("contrast")).sum())}
+            f: {"held_out": int((unsure & first & part["role"].eq("held-out source")).sum()),
+                "contrast": int((unsure & first & part["role"].eq("contrast")).sum())}
             for f, part in df.groupby("fold", sort=False)}
-        df = df[~unsure]
         names = [n for n, _ in _variants(modalities)] + [LATE, GBT]
-        out["variants"] = {
-            "pooled": {n: binary_metrics(*_centred(df, n), 0.0) for n in names},
-            "per_fold": {f: {n: _fold_block(part, n) for n in names}
-                         for f, part in df.groupby("fold", sort=False)}}
-    if "variants" in out:
+        runs = [{"pooled": {n: binary_metrics(*_centred(part, n), 0.0) for n in names},
+                 "per_fold": {f: {n: _fold_block(fp, n) for n in names}
+                              for f, fp in part.groupby("fold", sort=False)}}
+                for _, part in df[~unsure].groupby("repeat", sort=True)]
+        out["variants"] = _mean(runs)
+        if len(runs) > 1:
+            out["repeats"] = {"runs": len(runs), "seed_step": REPEAT_SEED_STEP,
+                              "pooled": [r["pooled"] for r in runs]}
         out["verdict"] = choose_verdict(out, modalities)
     syn = result.synthetic
     name = out.get("verdict", {}).get("name", "fused")
     if len(syn) and f"p_{name}" in syn:
-        out["synthetic"] = _synthetic_block(syn, name)
+        blocks = [_synthetic_block(part, name) for _, part in syn.groupby("repeat", sort=True)]
+        out["synthetic"] = _mean(blocks)
+        if "repeats" in out:
+            out["repeats"]["synthetic"] = [b["pooled"] for b in blocks]
     return out
 
 
