@@ -62,20 +62,19 @@ def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
 
 
 @pytest.fixture(scope="session")
-def transfer_run(tmp_path_factory, palsy_manifest):
-    """The leave-one-source-out check on the real faces split into three sources.
+def transfer_inputs(tmp_path_factory, palsy_manifest):
+    """The real faces split into three sources, ready for the leave-one-source-out check.
 
     Healthy photos go to two sources by index and every synthetic-palsy photo to a third; person
     s0 keeps one id in a healthy source and the palsy one (the others get distinct ids), so the
     check must keep that person out of training wherever they appear.
-    Returns (manifest rows, TransferResult).
+    Returns (manifest rows, analyses, real samples, synthetic samples, TrainConfig).
     """
     from palsy_core.extraction.extract import extract_paths
     from palsy_core.extraction.pipeline import Settings
     from palsy_core.io.manifest import read_manifest
     from palsy_core.training.dataset import real_samples, synthetic_samples
     from palsy_core.training.train import TrainConfig
-    from palsy_core.training.transfer import leave_one_source_out
 
     text = palsy_manifest.read_text().splitlines()
     lines = [text[0]]
@@ -92,6 +91,15 @@ def transfer_run(tmp_path_factory, palsy_manifest):
     config = TrainConfig(modalities=("landmarks", "features"), epochs=3)
     real = real_samples(rows, analyses, config.image_size)
     synthetic = synthetic_samples(rows, analyses, config.image_size, variants=1, progress=False)
+    return rows, analyses, real, synthetic, config
+
+
+@pytest.fixture(scope="session")
+def transfer_run(transfer_inputs):
+    """The leave-one-source-out check on ``transfer_inputs``: (manifest rows, TransferResult)."""
+    from palsy_core.training.transfer import leave_one_source_out
+
+    rows, analyses, real, synthetic, config = transfer_inputs
     return rows, leave_one_source_out(rows, analyses, real, synthetic, config, progress=False)
 
 

@@ -323,6 +323,28 @@ def test_a_repeated_transfer_check_reports_the_mean_of_its_runs(tmp_path, transf
         leave_one_source_out(rows, {}, None, None, None, repeats=0)
 
 
+def test_the_check_run_twice_repeats_the_first_run_and_varies_the_second(transfer_inputs,
+                                                                          transfer_run):
+    """``repeats=2`` on real faces: run 0 is the single run exactly (same seeds), run 1 trains
+    other networks on the same files, and each run's late fusion is fitted within that run."""
+    from palsy_core.training.transfer import leave_one_source_out
+
+    rows, analyses, real, synthetic, config = transfer_inputs
+    twice = leave_one_source_out(rows, analyses, real, synthetic, config, progress=False,
+                                 repeats=2)
+    once = transfer_run[1].files
+    files = twice.files
+    assert sorted(files["repeat"].unique()) == [0, 1]
+    first = files[files["repeat"] == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, once.reset_index(drop=True))
+    second = files[files["repeat"] == 1].reset_index(drop=True)
+    assert (second[["fold", "path", "role"]] == first[["fold", "path", "role"]]).all().all()
+    assert not np.allclose(second["p_fused"], first["p_fused"])
+    assert second["p_late_fusion"].between(0, 1).all()
+    assert sorted(twice.synthetic["repeat"].unique()) == [0, 1]
+    assert twice.trained_on == transfer_run[1].trained_on
+
+
 def test_the_verdict_leaves_a_modality_out_only_for_a_clear_transfer_gain():
     from palsy_core.training.transfer import choose_verdict
 
