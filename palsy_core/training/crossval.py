@@ -21,11 +21,11 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 from palsy_core.extraction.pipeline import MediaAnalysis
 from palsy_core.inference.scoring import ScoredMedia
 from palsy_core.io.manifest import ManifestRow
-from palsy_core.metrics import best_threshold, file_score
+from palsy_core.metrics import file_score
 from palsy_core.model.batches import Normaliser
 from palsy_core.model.fusion import LR_COLUMN, report_subsets, variant_name
 from palsy_core.training.dataset import SampleSet
-from palsy_core.training.train import TrainConfig, fit, grouped_split
+from palsy_core.training.train import TrainConfig, fit, grouped_split, unit_threshold
 
 
 def folds(rows: Sequence[ManifestRow], spec: str, seed: int = 0) -> list[np.ndarray]:
@@ -66,11 +66,7 @@ def _logreg(train: SampleSet, seed: int) -> tuple[LogisticRegression, Normaliser
     clf.fit(x(train, tr), train.y[tr], sample_weight=train.weight[tr])
     real_va = va & ~train.synthetic
     p = clf.predict_proba(x(train, real_va))[:, 1]
-    ids = train.file_id[real_va]
-    uniq = np.unique(ids)
-    pf = np.array([p[ids == i].mean() for i in uniq])
-    yf = np.array([train.y[real_va][ids == i][0] for i in uniq])
-    return clf, norm, best_threshold(yf, pf)
+    return clf, norm, unit_threshold(train.take(np.flatnonzero(real_va)), p)
 
 
 def variant_names(modalities: Sequence[str], baselines: bool, unimodal: bool = False

@@ -127,6 +127,15 @@ def threshold_units(val: SampleSet) -> SampleSet:
     return real if min(files) >= MIN_THRESHOLD_FILES else val
 
 
+def unit_threshold(units: SampleSet, p: np.ndarray) -> float:
+    """The threshold (``best_threshold``) on ``threshold_units``' samples scored ``p`` per frame:
+    a real file's frames form one unit (mean P), each synthetic sample is its own."""
+    unit = np.where(units.synthetic, -1 - np.arange(len(units)), units.file_id)
+    ids = np.unique(unit)
+    return best_threshold(np.array([units.y[unit == i][0] for i in ids]),
+                          np.array([p[unit == i].mean() for i in ids]))
+
+
 def _mirror_some(batch: SampleSet, w: np.ndarray, flip: np.ndarray):
     """Mirror the flagged rows of a batch (flipped rows move to the end); their side swaps."""
     keep, fl = np.flatnonzero(~flip), np.flatnonzero(flip)
@@ -223,17 +232,11 @@ def fit(data: SampleSet, config: TrainConfig, progress: bool = True,
     model.eval()
 
     thr_val = threshold_units(val)
-    # A real file's frames form one unit; each synthetic sample is its own.
-    units = np.where(thr_val.synthetic, -1 - np.arange(len(thr_val)), thr_val.file_id)
     subsets = all_subsets(keys)
-    thresholds = {}
     if len(thr_val):
         scores = subset_scores(model, normaliser, thr_val.arrays, subsets)
-        ids = np.unique(units)
-        yf = np.array([thr_val.y[units == i][0] for i in ids])
-        for key, (logit, _) in scores.items():
-            p = 1 / (1 + np.exp(-logit))
-            thresholds[key] = best_threshold(yf, np.array([p[units == i].mean() for i in ids]))
+        thresholds = {key: unit_threshold(thr_val, 1 / (1 + np.exp(-logit)))
+                      for key, (logit, _) in scores.items()}
     else:
         thresholds = {subset_key(s): 0.5 for s in subsets}
     real = data.arrays.take(np.flatnonzero(~data.synthetic))

@@ -55,7 +55,7 @@ from palsy_core.evaluation.evaluate import inconclusive_rows
 from palsy_core.extraction.pipeline import MediaAnalysis
 from palsy_core.inference.scoring import ScoredMedia
 from palsy_core.io.manifest import ManifestRow
-from palsy_core.metrics import best_threshold, binary_metrics, file_score
+from palsy_core.metrics import binary_metrics, file_score
 from palsy_core.model.fusion import (
     GBT,
     LATE,
@@ -73,6 +73,7 @@ from palsy_core.training.train import (
     source_weights,
     subset_scores,
     threshold_units,
+    unit_threshold,
 )
 
 LEFT = SIDE_CODES["left"]
@@ -166,10 +167,7 @@ def _gbt(data: SampleSet, config: TrainConfig, seed: int
         clf.fit(invariant_vectors(train.arrays), train.y.astype(int), sample_weight=w / w.mean())
         val = threshold_units(val)
         p = clf.predict_proba(invariant_vectors(val.arrays))[:, 1]
-    units = np.where(val.synthetic, -1 - np.arange(len(val)), val.file_id)
-    ids = np.unique(units)
-    return clf, best_threshold(np.array([val.y[units == i][0] for i in ids]),
-                               np.array([p[units == i].mean() for i in ids]))
+    return clf, unit_threshold(val, p)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
