@@ -150,7 +150,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from palsy_core.extraction.extract import file_digest
     from palsy_core.model.checkpoint import save_checkpoint
     from palsy_core.training.crossval import cross_validate, variant_names
-    from palsy_core.training.dataset import SampleSet, real_samples, synthetic_samples
+    from palsy_core.training.dataset import (
+        MOVEMENT_SHARE,
+        SampleSet,
+        real_samples,
+        synthetic_samples,
+    )
     from palsy_core.training.train import TrainConfig, fit
     from palsy_core.training.transfer import leave_one_source_out, write_transfer
 
@@ -168,18 +173,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         backbone_weights=args.backbone_weights,
     )
+    movement = MOVEMENT_SHARE if args.movement is None else args.movement
     report = _extract_rows(rows, settings, args.cache, engine_from_args(args))
     analyses = report.results
     real = real_samples(rows, analyses, config.image_size)
     synthetic = synthetic_samples(rows, analyses, config.image_size,
                                   variants=args.synth_variants, seed=args.seed,
-                                  styled=args.styled)
+                                  styled=args.styled, movement=movement)
     out = Path(args.out)
     extra = {"manifest": str(args.manifest), "files": len(rows),
              "files_with_face": int(sum(analyses[r.path].has_face.any() for r in rows
                                         if r.path in analyses)),
              "train_digests": sorted(file_digest(r.path) for r in rows if r.path in analyses),
              "real_frames": len(real), "synthetic_samples": len(synthetic),
+             "synthetic": {"variants": args.synth_variants, "styled": args.styled,
+                           "movement": movement},
              "train_config": config.to_dict(), "extraction": settings.__dict__}
     cv_metrics = None
     cv_dir = Path(args.cv_out) if args.cv_out else artifacts_dir(out)
@@ -447,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the synthetic controls (and as many warps) shown in a random "
                         "photo style: resolution, blur, noise, JPEG, colour, lighting direction "
                         f"(default {STYLED_SHARE}: off; see models/README.md for why)")
+    p.add_argument("--movement", type=float, metavar="SHARE",
+                   help="share of the synthetic warps (and of the controls) shown in a voluntary "
+                        "movement: smile, brow raise, eye closure, nose wrinkle or pucker, the "
+                        "palsy side moving less, a control's sides equally (default: "
+                        "palsy_core.training.dataset.MOVEMENT_SHARE; see models/README.md)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the logistic-regression baseline in CV")
     p.add_argument("--unimodal", action="store_true",

@@ -205,6 +205,17 @@ def transfer_section(transfer: dict) -> list[str]:
     return parts
 
 
+def _movement_text(meta: dict) -> str:
+    """The card's words for the share of synthetic samples shown in a movement (older models
+    did not record it)."""
+    share = (meta.get("synthetic") or {}).get("movement")
+    if not share:
+        return ""
+    return (f"{share:.0%} of the warps and of the controls shown in a voluntary movement (smile, "
+            "brow raise, eye closure, nose wrinkle or pucker; the palsy side moving less, a "
+            "control's two sides alike: `palsy_core.face.synth.random_movement`); ")
+
+
 def render(model_path: Path, cv_dir: Path) -> str:
     loaded = load_model(model_path)
     meta = loaded.meta
@@ -252,8 +263,9 @@ def render(model_path: Path, cv_dir: Path) -> str:
         f"- Augmentation: {meta.get('synthetic_samples')} synthetic samples made from the "
         "healthy training faces (`palsy_core.face.synth`: one-sided brow ptosis, wider fissure, "
         "drooping corner, reduced smile, flattened fold; alternating sides) plus matched "
-        "severity-0 controls that go through the same resampling; random mirror flips of every "
-        "sample. Synthetic faces never enter an evaluation fold.",
+        "severity-0 controls that go through the same resampling; "
+        f"{_movement_text(meta)}random mirror flips of every sample. Synthetic faces never enter "
+        "an evaluation fold.",
         "",
         "## Training",
         "- Command: `make train` (= `python -m palsy_core train --manifest "

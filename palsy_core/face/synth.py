@@ -66,6 +66,10 @@ MOVEMENT_ALA_RAISE = 0.09
 MOVEMENT_SMILE = (0.10, -0.07)
 MOVEMENT_PUCKER = -0.10
 MOVEMENTS = ("brow_raise", "eyes_gentle", "eyes_tight", "nose_wrinkle", "smile", "pucker")
+# Training faces in movement (random_movement): how often each of MOVEMENTS is drawn (web palsy
+# photos are mostly smiles) and the stronger side's effort.
+MOVEMENT_MIX = (0.15, 0.10, 0.10, 0.10, 0.40, 0.15)
+MOVEMENT_EFFORT = (0.5, 1.0)
 
 # A resting mouth corner sits about under the pupil (half-width ~0.4 iod) at the lips' meeting
 # line; a corner further out or higher is smiling.
@@ -556,3 +560,17 @@ def synthesize_movement(rgb: np.ndarray, points: np.ndarray, movement: str,
     new_points = points.astype(np.float32, copy=True)
     new_points[:, :2] = _forward(spline, xy)
     return SynthResult(rgb=out, points=new_points)
+
+
+def random_movement(face: SynthResult, side: str | None, severity: float,
+                    rng: np.random.Generator) -> SynthResult:
+    """``face`` (a ``synthesize_palsy`` result) making a voluntary movement drawn from
+    ``MOVEMENT_MIX`` with a random effort: both sides alike for a control (``side`` None), the
+    palsy ``side`` moving ``1 - severity`` as far as the other (palsy shows in movement: a
+    one-sided smile, a brow that does not rise)."""
+    if side is not None and side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES} or None, got {side!r}")
+    movement = MOVEMENTS[int(rng.choice(len(MOVEMENTS), p=MOVEMENT_MIX))]
+    effort = float(rng.uniform(*MOVEMENT_EFFORT))
+    efforts = {s: effort * (1.0 - severity) if s == side else effort for s in SIDES}
+    return synthesize_movement(face.rgb, face.points, movement, efforts["right"], efforts["left"])

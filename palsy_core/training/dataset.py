@@ -20,12 +20,17 @@ from palsy_core.extraction.pipeline import MediaAnalysis, Settings, analyse_fram
 from palsy_core.face.alignment import INTEROCULAR, align
 from palsy_core.face.landmarks import make_detector
 from palsy_core.face.style import STYLED_SHARE, apply_style, random_style
-from palsy_core.face.synth import synthesize_palsy
+from palsy_core.face.synth import random_movement, synthesize_palsy
 from palsy_core.io.manifest import ManifestRow
 from palsy_core.model.batches import FrameArrays, analysis_arrays
 from palsy_core.settings import SIDES
 
 SIDE_CODES = {None: -1, "right": 0, "left": 1}
+
+# Synthetic samples shown in a voluntary movement (``synthetic_samples``' ``movement``,
+# ``synth.random_movement``): the movement draws have their own random stream.
+MOVEMENT_SALT = 7919  # with a share of 0 every sample is as it was without movements
+MOVEMENT_SHARE = 0.5  # default share of warps (and of controls) shown in a movement
 
 
 @dataclass
@@ -94,6 +99,7 @@ def synthetic_samples(
     seed: int = 0,
     severity: tuple[float, float] = (0.4, 1.0),
     styled: float = STYLED_SHARE,
+    movement: float = MOVEMENT_SHARE,
     progress: bool = True,
 ) -> SampleSet:
     """Synthetic one-sided palsy from every healthy row: ``variants`` per file, alternating sides.
@@ -103,9 +109,14 @@ def synthetic_samples(
     re-detection with severity 0 and keep the healthy label, so resampling artefacts cannot
     separate the classes. A share ``styled`` of the controls, and as many warps, are then shown in
     a random photo style (``palsy_core.face.style``: resolution, blur, noise, JPEG, colour,
-    lighting direction), so that a healthy-only source's look is seen with both labels. Variants
-    whose warped face is not re-detected are skipped.
+    lighting direction), so that a healthy-only source's look is seen with both labels. A share
+    ``movement`` of the warps and of the controls is shown in a voluntary movement
+    (``synth.random_movement``: the warp's side moving less, a control's sides equally), so
+    that palsy is also seen in movement and a strong symmetric expression with both labels'
+    resampling. Variants whose warped face is not re-detected are skipped.
     """
+    if not 0.0 <= movement <= 1.0:
+        raise ValueError(f"movement must be a share in [0, 1], got {movement}")
     settings = Settings(clean_marks=False)
     frames, y, y_side, fid = [], [], [], []
     healthy = [(i, r) for i, r in enumerate(rows) if r.label == "healthy"
@@ -124,6 +135,9 @@ def synthetic_samples(
                 side = SIDES[(k + j * variants) % 2] if palsy else None
                 sev = float(rng.uniform(*severity)) if palsy else 0.0
                 out = synthesize_palsy(res.rgb[t], aligned, side or "left", sev, rng=rng)
+                moves = np.random.default_rng(_variant_seed(row, k, seed + MOVEMENT_SALT))
+                if movement > 0 and moves.random() < movement:
+                    out = random_movement(out, side, sev, moves)
                 rgb = out.rgb
                 # Controls are styled with probability ``styled``, each warp with the probability
                 # that gives as many styled warps as styled controls: a style never hints a label.
