@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from palsy_core.face.alignment import EYE_Y, INTEROCULAR, align
-from palsy_core.face.synth import SynthResult, synthesize_palsy
+from palsy_core.face.synth import MOVEMENTS, SynthResult, random_movement, synthesize_palsy
 from palsy_core.face.topology import (
     LEFT_BROW_PEAK,
     LEFT_EYE_LOWER,
@@ -22,6 +22,7 @@ from palsy_core.face.topology import (
     LEFT_IRIS,
     LEFT_MOUTH_CORNER,
     LOWER_LIP_BOTTOM,
+    N_MESH,
     RIGHT_BROW_PEAK,
     RIGHT_EYE_LOWER,
     RIGHT_EYE_UPPER,
@@ -268,3 +269,59 @@ def test_invalid_arguments_are_rejected(face_rgb, face_points, change, error, ma
             args[key] = variants[args[key]]
     with pytest.raises(error, match=match):
         synthesize_palsy(**args)
+
+
+def side_motion(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """Mean landmark displacement on each half of the face, in interocular distances (the
+    subject's sides; the warp holds the face outline and nose, so no re-alignment is needed)."""
+    move = np.linalg.norm(after[:N_MESH, :2] - before[:N_MESH, :2], axis=1)
+    midline = (before[LEFT_IRIS, 0] + before[RIGHT_IRIS, 0]) / 2.0
+    iod = interocular(before)
+    # The subject's left is the image's right.
+    left = before[:N_MESH, 0] > midline + 0.05 * iod
+    right = before[:N_MESH, 0] < midline - 0.05 * iod
+    return {"left": float(move[left].mean() / iod), "right": float(move[right].mean() / iod)}
+
+
+def test_movement_controls_move_both_sides_alike(face_rgb, face_points):
+    """A control in movement (no palsy side) moves both halves of a real face about equally,
+    and the draws cover several movements."""
+    seen = set()
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        out = random_movement(SynthResult(face_rgb, face_points), None, 0.0, rng)
+        motion = side_motion(face_points, out.points)
+        assert max(motion.values()) > 0.002, motion
+        # single_face is turned a little: equal efforts move its halves 0.75-0.95 alike.
+        assert 0.6 < motion["right"] / motion["left"] < 1.6, motion
+        seen.add(round(motion["left"], 5))
+    assert len(seen) > 2
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_movement_palsy_side_moves_less_with_severity(trials, face_rgb, face_points, side):
+    """The palsy side moves with ``1 - severity`` of the other's effort: still at severity 1,
+    less than the other at 0.5; and the detector sees it on the re-drawn face."""
+    for seed in range(4):
+        full = random_movement(SynthResult(face_rgb, face_points), side, 1.0,
+                               np.random.default_rng(seed))
+        half = random_movement(SynthResult(face_rgb, face_points), side, 0.5,
+                               np.random.default_rng(seed))
+        m_full = side_motion(face_points, full.points)
+        m_half = side_motion(face_points, half.points)
+        ratio_full = m_full[side] / m_full[other(side)]
+        ratio_half = m_half[side] / m_half[other(side)]
+        assert ratio_full < 0.1, m_full
+        assert ratio_full < ratio_half < 0.8, (m_full, m_half)
+    detected = trials.detect(full.rgb, f"movement, {side} weak")
+    seen = side_motion(face_points, detected)
+    assert seen[other(side)] > seen[side], seen
+
+
+def test_movement_draws_follow_the_mix_and_reject_a_bad_side(face_rgb, face_points):
+    from palsy_core.face.synth import MOVEMENT_MIX
+
+    assert len(MOVEMENT_MIX) == len(MOVEMENTS) and abs(sum(MOVEMENT_MIX) - 1.0) < 1e-9
+    with pytest.raises(ValueError, match="side must be one of"):
+        random_movement(SynthResult(face_rgb, face_points), "centre", 0.5,
+                        np.random.default_rng(0))

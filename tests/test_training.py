@@ -16,7 +16,7 @@ from palsy_core.metrics import MIN_THRESHOLD_FILES
 from palsy_core.model.batches import FrameArrays
 from palsy_core.model.fusion import variant_label, variant_name
 from palsy_core.training.crossval import folds
-from palsy_core.training.dataset import SIDE_CODES, SampleSet
+from palsy_core.training.dataset import MOVEMENT_SHARE, SIDE_CODES, SampleSet
 from palsy_core.training.train import grouped_split, threshold_units
 from palsy_core.training.transfer import VERDICT_MIN_GAIN
 
@@ -115,6 +115,9 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     from palsy_core.inference.scoring import ScoredMedia, load_model
 
     loaded = load_model(model)
+    # The synthetic-palsy settings are recorded in the model (the card states them).
+    assert loaded.meta["synthetic"] == {"variants": 1, "styled": 0.0,
+                                        "movement": MOVEMENT_SHARE}
     root = palsy_manifest.parent
     for rel in ("healthy_0.png", "palsy_1.png"):
         direct = ScoredMedia(loaded, analyse_media(root / rel, rel, Settings()))
@@ -141,6 +144,29 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert "notes.mp4" in broken["error"]
     assert empty["verdict"] == "no face found" and empty["quality"]["no_face"] == 4
     assert run.returncode == 1  # one file failed; the others were still scored
+
+
+def test_synthetic_samples_in_movement_keep_their_labels_and_sides(
+        palsy_manifest, tmp_path):
+    """With ``movement=1`` every warp and every control is also drawn in a voluntary movement
+    (real faces, re-detected): the same samples, labels and sides as without, other landmarks.
+    How each side moves is tested on the warp itself (tests/test_synth.py)."""
+    from palsy_core.extraction.extract import extract_paths
+    from palsy_core.extraction.pipeline import Settings
+    from palsy_core.io.manifest import read_manifest
+    from palsy_core.training.dataset import synthetic_samples
+
+    rows = [r for r in read_manifest(palsy_manifest) if r.label == "healthy"][:3]
+    analyses = extract_paths([r.path for r in rows], Settings(), tmp_path, progress=False).results
+    still = synthetic_samples(rows, analyses, 64, variants=2, movement=0.0, progress=False)
+    moving = synthetic_samples(rows, analyses, 64, variants=2, movement=1.0, progress=False)
+    np.testing.assert_array_equal(moving.y, still.y)
+    np.testing.assert_array_equal(moving.side, still.side)
+    np.testing.assert_array_equal(moving.file_id, still.file_id)
+    a, b = still.arrays.values["landmarks"], moving.arrays.values["landmarks"]
+    assert all(not np.allclose(x, z) for x, z in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="movement must be a share"):
+        synthetic_samples(rows, analyses, 64, movement=1.5, progress=False)
 
 
 def test_structured_model_learns_synthetic_palsy(tmp_path, palsy_manifest):
