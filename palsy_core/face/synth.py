@@ -66,8 +66,8 @@ MOVEMENT_ALA_RAISE = 0.09
 MOVEMENT_SMILE = (0.10, -0.07)
 MOVEMENT_PUCKER = -0.10
 MOVEMENTS = ("brow_raise", "eyes_gentle", "eyes_tight", "nose_wrinkle", "smile", "pucker")
-# Training faces in movement (random_movement): how often each of MOVEMENTS is drawn (web palsy
-# photos are mostly smiles) and the stronger side's effort.
+# Training faces in movement (random_movement): how often each of MOVEMENTS is drawn (smiles are
+# the commonest expression in the web palsy photos) and the stronger side's effort.
 MOVEMENT_MIX = (0.15, 0.10, 0.10, 0.10, 0.40, 0.15)
 MOVEMENT_EFFORT = (0.5, 1.0)
 
