@@ -62,6 +62,19 @@ def palsy_manifest(tmp_path_factory, pyfeat_dir, detector):
 
 
 @pytest.fixture(scope="session")
+def healthy_faces(tmp_path_factory, palsy_manifest):
+    """Four healthy rows of ``palsy_manifest`` and their analyses (synthetic-sample tests)."""
+    from palsy_core.extraction.extract import extract_paths
+    from palsy_core.extraction.pipeline import Settings
+    from palsy_core.io.manifest import read_manifest
+
+    rows = [r for r in read_manifest(palsy_manifest) if r.label == "healthy"][:4]
+    analyses = extract_paths([r.path for r in rows], Settings(),
+                             tmp_path_factory.mktemp("healthy_cache"), progress=False).results
+    return rows, analyses
+
+
+@pytest.fixture(scope="session")
 def transfer_inputs(tmp_path_factory, palsy_manifest):
     """The real faces split into three sources, ready for the leave-one-source-out check.
 

@@ -118,16 +118,12 @@ def test_bad_input_gets_a_clear_message(crop):
         random_style(np.random.default_rng(0), IOD, {"sepia": 1.0})
 
 
-def test_synthetic_samples_style_controls_and_as_many_warps(palsy_manifest, tmp_path):
+def test_synthetic_samples_style_controls_and_as_many_warps(healthy_faces):
     """With ``styled=1`` every control is styled and about as many warps (half of two per
     file), the labels and sides are those of the unstyled set, and the warps are the same warps."""
-    from palsy_core.extraction.extract import extract_paths
-    from palsy_core.extraction.pipeline import Settings
-    from palsy_core.io.manifest import read_manifest
     from palsy_core.training.dataset import synthetic_samples
 
-    rows = [r for r in read_manifest(palsy_manifest) if r.label == "healthy"][:4]
-    analyses = extract_paths([r.path for r in rows], Settings(), tmp_path, progress=False).results
+    rows, analyses = healthy_faces
     plain = synthetic_samples(rows, analyses, 64, variants=2, styled=0.0, progress=False)
     styled = synthetic_samples(rows, analyses, 64, variants=2, styled=1.0, progress=False)
     np.testing.assert_array_equal(styled.y, plain.y)

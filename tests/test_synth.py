@@ -285,7 +285,7 @@ def side_motion(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
 
 def test_movement_controls_move_both_sides_alike(face_rgb, face_points):
     """A control in movement (no palsy side) moves both halves of a real face about equally,
-    and the draws cover several movements."""
+    and different draws move the face differently."""
     seen = set()
     for seed in range(6):
         rng = np.random.default_rng(seed)
@@ -318,7 +318,7 @@ def test_movement_palsy_side_moves_less_with_severity(trials, face_rgb, face_poi
     assert seen[other(side)] > seen[side], seen
 
 
-def test_movement_draws_follow_the_mix_and_reject_a_bad_side(face_rgb, face_points):
+def test_movement_mix_is_a_distribution_and_a_bad_side_is_refused(face_rgb, face_points):
     from palsy_core.face.synth import MOVEMENT_MIX
 
     assert len(MOVEMENT_MIX) == len(MOVEMENTS) and abs(sum(MOVEMENT_MIX) - 1.0) < 1e-9

@@ -146,18 +146,13 @@ def test_train_evaluate_predict(tmp_path, palsy_manifest, pyfeat_dir):
     assert run.returncode == 1  # one file failed; the others were still scored
 
 
-def test_synthetic_samples_in_movement_keep_their_labels_and_sides(
-        palsy_manifest, tmp_path):
+def test_synthetic_samples_in_movement_keep_their_labels_and_sides(healthy_faces):
     """With ``movement=1`` every warp and every control is also drawn in a voluntary movement
     (real faces, re-detected): the same samples, labels and sides as without, other landmarks.
     How each side moves is tested on the warp itself (tests/test_synth.py)."""
-    from palsy_core.extraction.extract import extract_paths
-    from palsy_core.extraction.pipeline import Settings
-    from palsy_core.io.manifest import read_manifest
     from palsy_core.training.dataset import synthetic_samples
 
-    rows = [r for r in read_manifest(palsy_manifest) if r.label == "healthy"][:3]
-    analyses = extract_paths([r.path for r in rows], Settings(), tmp_path, progress=False).results
+    rows, analyses = healthy_faces
     still = synthetic_samples(rows, analyses, 64, variants=2, movement=0.0, progress=False)
     moving = synthetic_samples(rows, analyses, 64, variants=2, movement=1.0, progress=False)
     np.testing.assert_array_equal(moving.y, still.y)
