@@ -156,7 +156,7 @@ def test_evaluation_page_shows_the_cv_artifacts(env, trained):
 
 
 def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
-    from palsy_core.evaluation.evaluate import transfer_tables
+    from palsy_core.evaluation.evaluate import contrast_table, transfer_tables
     from palsy_core.training.transfer import write_transfer
 
     cv_dir = trained.with_name("m_cv")
@@ -170,10 +170,16 @@ def test_evaluation_page_shows_the_transfer_check(env, trained, transfer_run):
         assert not at.exception, at.exception
         real, synthetic, variants = transfer_tables(summary)
         tables = [d.value for d in at.dataframe
-                  if {"held-out source", "pooled AUROC %"} & set(d.value.columns)]
+                  if {"held-out source", "pooled AUROC %"} & set(d.value.columns)
+                  and "contrast source" not in d.value.columns]
         assert len(tables) == 3
         for shown, expected in zip(tables, (real, synthetic, variants), strict=True):
             pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected)
+        # Each held-out source against each contrast source, in its own expander.
+        pairs = next(e for e in at.expander if "each contrast source" in e.label)
+        pd.testing.assert_frame_equal(
+            pairs.dataframe[0].value.reset_index(drop=True),
+            contrast_table(transfer_run[1].files, summary["verdict"]["name"]))
         # Fused, each modality alone (with two modalities, leaving one out is the other), the
         # network's own fusion and the tree baseline.
         v = summary["verdict"]["name"]

@@ -281,6 +281,43 @@ def test_leave_one_source_out_never_trains_on_the_held_out_people(tmp_path, tran
     assert "| palsy-set |" in card and "Targets on the transfer check" in card
 
 
+def test_the_check_per_contrast_source_matches_the_scored_rows(transfer_run):
+    """Each held-out source against each contrast source on its own: AUROC and the share of
+    that source's files on the right side, recomputed from the scored rows with sklearn."""
+    from palsy_core.evaluation.evaluate import contrast_table, inconclusive_rows
+    from palsy_core.evaluation.model_card import transfer_section
+    from palsy_core.training.transfer import summarise
+
+    files = transfer_run[1].files
+    summary = summarise(transfer_run[1], ("landmarks", "features"))
+    v = summary["verdict"]["name"]
+    pairs = contrast_table(files, v)
+    ok = files[~inconclusive_rows(files)]
+    expected = {(f, s) for f, s in zip(ok.loc[ok["role"] == "contrast", "fold"],
+                                       ok.loc[ok["role"] == "contrast", "source"], strict=True)}
+    assert set(zip(pairs["held-out source"], pairs["contrast source"], strict=True)) == expected
+    # Each healthy fold is scored against the palsy source (a fold with no conclusive contrast
+    # file, as this small set's palsy fold, has no row).
+    assert set(pairs["held-out source"]) == {"healthy-a", "healthy-b"}
+    assert set(pairs["contrast source"]) == {"palsy-set"}
+    for row in pairs.itertuples(index=False):
+        part = ok[ok["fold"] == row[0]]
+        held = part[part["role"] == "held-out source"]
+        other = part[(part["role"] == "contrast") & (part["source"] == row[2])]
+        assert row[1] == ("palsy" if held["y"].iloc[0] == 1 else "healthy")
+        assert row[3] == len(other)
+        both = pd.concat([held, other])
+        auc = roc_auc_score(both["y"], both[f"p_{v}"]) if len(other) > 1 else np.nan
+        assert row[4] == pytest.approx(100 * auc, abs=0.051, nan_ok=True)
+        right = (other[f"p_{v}"] >= other[f"thr_{v}"]).astype(int) == other["y"]
+        assert row[5] == pytest.approx(100 * right.mean(), abs=0.051)
+    card = "\n".join(transfer_section(summary, files))
+    assert "each held-out source against each source of its contrast group" in card
+    assert "| healthy-a | healthy | palsy-set |" in card
+    # Without the scored rows (an older check) the card simply leaves the table out.
+    assert "each source of its contrast group" not in "\n".join(transfer_section(summary))
+
+
 def test_a_repeated_transfer_check_reports_the_mean_of_its_runs(tmp_path, transfer_run):
     """Run twice with other seeds, the check reports each number as the mean of the runs, keeps
     each run's pooled numbers, counts inconclusive files once and chooses on the means."""
@@ -337,6 +374,15 @@ def test_a_repeated_transfer_check_reports_the_mean_of_its_runs(tmp_path, transf
     assert runs.count("/") == 2 and runs.startswith(
         f"{round(100 * s1['variants']['pooled']['fused']['auroc'], 1)} /")
     assert "run 2 times" in "\n".join(transfer_section(mean))
+    # Per contrast source too, each number is the mean of the runs.
+    from palsy_core.evaluation.evaluate import contrast_table
+
+    pairs = [contrast_table(r.files, v).set_index(["held-out source", "contrast source"])
+             for r in (one, second, both)]
+    for col in ("AUROC %", "contrast files right %"):
+        assert np.allclose(pairs[2][col], (pairs[0][col] + pairs[1][col]) / 2, atol=0.051,
+                           equal_nan=True)
+    assert pairs[2]["contrast files"].equals(pairs[0]["contrast files"])
     # Run r trains fold k with its own seed; run 0 keeps a single run's seeds.
     seeds = {fold_seed(0, k, r) for k in range(8) for r in range(3)}
     assert len(seeds) == 24 and fold_seed(7, 2) == fold_seed(7, 2, 0) == 109

@@ -25,6 +25,7 @@ from palsy_core.engine import ADDRESS_ENV, EngineOptions, open_engine
 from palsy_core.evaluation.curves import Curves, curves_for
 from palsy_core.evaluation.evaluate import (
     EvaluateJob,
+    contrast_table,
     evaluate_record,
     inconclusive_rows,
     metrics_from_predictions,
@@ -339,6 +340,13 @@ def load_transfer(cv_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def load_contrast_pairs(cv_dir: Path, name: str) -> pd.DataFrame:
+    """The transfer check per (held-out source, contrast source) pair, from its scored rows
+    (``transfer_predictions.csv``); empty when they are absent."""
+    path = cv_dir / "transfer_predictions.csv"
+    return contrast_table(pd.read_csv(path), name) if path.is_file() else pd.DataFrame()
+
+
 def pooled_transfer(summary: dict | None) -> dict | None:
     """The verdict's pooled metrics on the transfer check, None when there are none."""
     pooled = (summary or {}).get("variants", {}).get("pooled", {}) or {}
@@ -364,6 +372,13 @@ def show_transfer(cv_dir: Path) -> None:
                   "training seeds; each run's pooled AUROC / F1 is in the variants table."
                   if (runs := summary.get("repeats", {}).get("runs", 1)) > 1 else ""))
     st.dataframe(real, hide_index=True, key="transfer_real")
+    pairs = load_contrast_pairs(cv_dir, transfer_verdict(summary))
+    if len(pairs):
+        with st.expander("Each held-out source against each contrast source"):
+            st.caption("A fold's AUROC mixes its contrast sources; here each pair has its own "
+                       "(the verdict). \"Contrast files right\" is the share of that source's "
+                       "files on the right side of the fold model's threshold.")
+            st.dataframe(pairs, hide_index=True, key="transfer_pairs")
     pooled = pooled_transfer(summary)
     if pooled:
         cols = st.columns(4)

@@ -220,3 +220,44 @@ def transfer_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                                                      for b in per_fold.values())),
                      **{f"{f} AUROC %": _pct(b[name]["auroc"]) for f, b in per_fold.items()}})
     return pd.DataFrame(real), pd.DataFrame(synthetic), pd.DataFrame(rows)
+
+
+def contrast_table(predictions: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Each held-out source against each source of its contrast group separately (percent).
+
+    A fold's AUROC mixes the contrast sources: the web palsy pool against healthy web photos is
+    not the same task as against small news photos. Here every (held-out source, contrast
+    source) pair of the transfer check's scored rows (``transfer_predictions.csv``) gets its own
+    AUROC and the share of that contrast source's files on the right side of the fold model's
+    threshold, for the variant ``name``. Inconclusive files are left out; with several runs of
+    the check each number is the mean over the runs. A contrast source with one file or none
+    left has no AUROC.
+    """
+    p, thr = f"p_{name}", f"thr_{name}"
+    if not {"fold", "role", "source", "y", p, thr} <= set(predictions.columns):
+        return pd.DataFrame()
+    df = predictions[~inconclusive_rows(predictions) & predictions[p].notna()]
+    df = df.assign(_right=(df[p] >= df[thr]).astype(int) == df["y"],
+                   _run=df.get("repeat", 0))
+    rows = []
+    for fold, part in df.groupby("fold", sort=False):
+        held = part[part["role"] == "held-out source"]
+        contrast = part[part["role"] == "contrast"]
+        if held.empty:
+            continue
+        held_class = "palsy" if held["y"].mean() == 1 else "healthy" if held["y"].mean() == 0 \
+            else "both"
+        for source, other in contrast.groupby("source", sort=True):
+            aurocs = []
+            for run, h in held.groupby("_run"):
+                o = other[other["_run"] == run]
+                both = pd.concat([h, o])
+                if len(o) > 1 and both["y"].nunique() == 2:
+                    aurocs.append(binary_metrics(both["y"].to_numpy(int),
+                                                 both[p].to_numpy(float), 0.5)["auroc"])
+            n = int(other.groupby("_run").size().iloc[0])
+            rows.append({"held-out source": fold, "held-out class": held_class,
+                         "contrast source": source, "contrast files": n,
+                         "AUROC %": _pct(float(np.mean(aurocs))) if aurocs else None,
+                         "contrast files right %": _pct(float(other["_right"].mean()))})
+    return pd.DataFrame(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from palsy_core.evaluation.evaluate import transfer_tables, transfer_verdict
+from palsy_core.evaluation.evaluate import contrast_table, transfer_tables, transfer_verdict
 from palsy_core.inference.scoring import load_model
 from palsy_core.metrics import MIN_THRESHOLD_FILES
 from palsy_core.model.fusion import variant_label, verdict_first
@@ -144,8 +144,9 @@ def transfer_targets(transfer: dict) -> list[str]:
     return lines
 
 
-def transfer_section(transfer: dict) -> list[str]:
-    """The leave-one-source-out check: unseen sources, and synthetic palsy on their faces."""
+def transfer_section(transfer: dict, predictions: pd.DataFrame | None = None) -> list[str]:
+    """The leave-one-source-out check: unseen sources (each against each contrast source too,
+    from the scored rows ``predictions`` where given), and synthetic palsy on their faces."""
     real, synthetic, variants = transfer_tables(transfer)
     frac = transfer.get("protocol", {}).get("contrast_fraction", 0.3)
     parts = ["## Transfer to an unseen source (leave one source out): the check we choose on",
@@ -187,6 +188,14 @@ def transfer_section(transfer: dict) -> list[str]:
                   "the verdict's, fold by fold.", ""]
     if len(real):
         parts.append(_markdown(real))
+    pairs = contrast_table(predictions, transfer_verdict(transfer)) \
+        if predictions is not None else pd.DataFrame()
+    if len(pairs):
+        parts += ["", "The same folds, each held-out source against each source of its contrast "
+                  "group separately (the verdict; a fold's AUROC above mixes them): "
+                  "\"contrast files right\" is the share of that source's files on the right "
+                  "side of the fold model's threshold. A pair with one contrast file has no "
+                  "AUROC.", "", _markdown(pairs)]
     if len(variants):
         parts += ["", "Every variant on the same folds: each modality alone, the fused model "
                   "without one modality, a late fusion of the modalities' own logits fitted on "
@@ -299,7 +308,9 @@ def render(model_path: Path, cv_dir: Path) -> str:
     if transfer.is_file():
         # The card leads with the check we choose on: right after what the model is.
         at = parts.index("## Data")
-        parts[at:at] = [*transfer_section(json.loads(transfer.read_text())), ""]
+        scored = cv_dir / "transfer_predictions.csv"
+        predictions = pd.read_csv(scored) if scored.is_file() else None
+        parts[at:at] = [*transfer_section(json.loads(transfer.read_text()), predictions), ""]
     if cv.get("no_face"):
         parts += ["", f"Files with no face found (not scored): {', '.join(cv['no_face'])}."]
     if cv.get("inconclusive"):
