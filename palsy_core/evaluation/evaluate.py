@@ -171,6 +171,13 @@ def _pct(v: float | None) -> float | None:
     return None if v is None or not np.isfinite(v) else round(100 * float(v), 1)
 
 
+def held_out_class(y: Sequence[int] | np.ndarray | pd.Series) -> str:
+    """The class of a transfer fold's held-out files (0/1 labels): "palsy", "healthy" or, for a
+    source of both classes, "both"."""
+    share = float(np.mean(y))
+    return "palsy" if share == 1 else "healthy" if share == 0 else "both"
+
+
 def transfer_verdict(summary: dict | None) -> str:
     """The variant the model trained with this check decides with (``fused`` for a check run
     before the choice was made)."""
@@ -245,8 +252,6 @@ def contrast_table(predictions: pd.DataFrame, name: str) -> pd.DataFrame:
         contrast = part[part["role"] == "contrast"]
         if held.empty:
             continue
-        held_class = "palsy" if held["y"].mean() == 1 else "healthy" if held["y"].mean() == 0 \
-            else "both"
         for source, other in contrast.groupby("source", sort=True):
             aurocs = []
             for run, h in held.groupby("_run"):
@@ -256,7 +261,7 @@ def contrast_table(predictions: pd.DataFrame, name: str) -> pd.DataFrame:
                     aurocs.append(binary_metrics(both["y"].to_numpy(int),
                                                  both[p].to_numpy(float), 0.5)["auroc"])
             n = int(other.groupby("_run").size().iloc[0])
-            rows.append({"held-out source": fold, "held-out class": held_class,
+            rows.append({"held-out source": fold, "held-out class": held_out_class(held["y"]),
                          "contrast source": source, "contrast files": n,
                          "AUROC %": _pct(float(np.mean(aurocs))) if aurocs else None,
                          "contrast files right %": _pct(float(other["_right"].mean()))})

@@ -51,7 +51,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from palsy_core.evaluation.evaluate import inconclusive_rows
+from palsy_core.evaluation.evaluate import held_out_class, inconclusive_rows
 from palsy_core.extraction.pipeline import MediaAnalysis
 from palsy_core.inference.scoring import ScoredMedia
 from palsy_core.io.manifest import ManifestRow
@@ -332,8 +332,7 @@ def _fold_block(part: pd.DataFrame, name: str) -> dict:
     hy = y[held]
     m["held_out_correct"] = float(((s[held] >= 0).astype(int) == hy).mean()) if held.any() \
         else None
-    m["held_out_class"] = ("palsy" if hy.mean() == 1 else "healthy" if hy.mean() == 0
-                           else "both") if held.any() else None
+    m["held_out_class"] = held_out_class(hy) if held.any() else None
     return m
 
 
